@@ -1,0 +1,18 @@
+"""Run-time settings of the feature stage (how the network runs, not what it is)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..schema import param
+
+
+@dataclass
+class FeatureConfig:
+    model: str = param("", "DVF weights (.safetensors); empty = the default model shipped in models/")
+    device: str = param("auto", "Inference device: auto, cpu, cuda or cuda:N")
+    precision: str = param("fp32", "Inference precision; fp16/bf16 autocast applies on CUDA only",
+                           choices=("fp32", "fp16", "bf16"))
+    channels_last: bool = param(False, "Run convolutions in channels_last memory format")
+    max_side: int = param(640, "Images with a longer side are downscaled to this before DVF (0 = never)",
+                          low=0, high=8192)
+    pad_small: bool = param(True, "Pad inputs with a side under 128 px (reflect) instead of refusing them")

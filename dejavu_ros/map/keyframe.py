@@ -1,0 +1,32 @@
+"""What the map remembers about one keyframe."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Keyframe:
+    """One keyframe row. Arrays are numpy; poses are the *camera* pose in the map frame.
+
+    ``keypoints`` are (x, y) pixel positions in the original image; ``points3d`` (optional) are
+    the same corners in the keyframe's camera frame (metres, NaN where depth was unknown).
+    """
+
+    stamp: float
+    position: np.ndarray  # (3,) float64
+    orientation: np.ndarray  # (4,) float64 quaternion x, y, z, w
+    global_desc: np.ndarray  # (D,) float32, L2-normalised
+    grid: np.ndarray  # (n, h, w) float16, the downsampled dense map CX runs on
+    keypoints: np.ndarray  # (K, 2) float32
+    descriptors: np.ndarray  # (K, n) float16
+    image_size: tuple[int, int]  # (width, height) of the image the keypoints refer to
+    frame_id: str = "map"
+    source: str = ""
+    covariance: np.ndarray | None = None  # (6, 6) float64
+    points3d: np.ndarray | None = None  # (K, 3) float32
+    camera_k: np.ndarray | None = None  # (3, 3) float64 intrinsics of the keyframe image
+    thumbnail: bytes = b""  # JPEG
+    id: int | None = None
+    extra: dict = field(default_factory=dict)
