@@ -27,6 +27,7 @@ setup(
         "pyyaml>=6",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "scipy>=1.10",
     ],
     extras_require={
         "test": ["pytest>=7", "tensorboard>=2.14"],

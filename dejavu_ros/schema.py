@@ -16,8 +16,10 @@ import typing
 from dataclasses import MISSING, Field, fields, is_dataclass
 from typing import Any, Iterator, Sequence
 
+from .errors import DejavuError
 
-class ConfigError(ValueError):
+
+class ConfigError(DejavuError, ValueError):
     """A configuration value is invalid; the message names the parameter."""
 
 
