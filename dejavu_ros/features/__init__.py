@@ -1,1 +1,1 @@
-
+"""Features stage: the DVF network, its input convention, checkpoints and inference."""

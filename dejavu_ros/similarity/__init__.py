@@ -1,1 +1,1 @@
-
+"""Similarity stage: contextual similarity (CX), the CX grid, and global descriptors."""

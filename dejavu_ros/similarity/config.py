@@ -15,4 +15,5 @@ class SimilarityConfig:
     offset: float = param(1.0, "CX offset (authors: 1.0)", low=0.0, high=10.0)
     bandwidth: float = param(0.5, "CX bandwidth h (authors: 0.5)", low=1e-3, high=100.0)
     symmetric: bool = param(True, "Average CX(S,T) and CX(T,S)")
+    global_cells: int = param(4, "Global descriptor: pooled layout is cells×cells", low=1, high=16)
     memory_budget_mb: int = param(256, "Peak memory for one batched CX call", low=1, high=1 << 20)

@@ -1,0 +1,115 @@
+"""Running DVF on images: device choice, eval/no-grad, precision and size handling."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DejavuError
+from ..resources import default_model_path
+from .checkpoint import CheckpointError, fingerprint, load_checkpoint
+from .config import FeatureConfig
+from .dvf import DVF, MIN_SIDE, DVFConfig
+from .preprocess import pad_to_min_side, resize, to_tensor
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda[:i]`` must exist."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DejavuError(f"device {spec!r} requested but CUDA is not available on this machine")
+        dev = torch.device(spec)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DejavuError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return dev
+    raise DejavuError(f"unknown device {spec!r} (expected auto, cpu, cuda or cuda:N)")
+
+
+class FeatureExtractor:
+    """A DVF model ready for inference: image arrays in, dense descriptor maps out."""
+
+    def __init__(self, model: DVF, fingerprint_hex: str | None = None, device: str | torch.device = "cpu",
+                 precision: str = "fp32", channels_last: bool = False, pad_small: bool = True,
+                 source: str = "") -> None:
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.model = model.to(self.device).eval()
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
+        self.fingerprint = fingerprint_hex or fingerprint(model)
+        self.precision = precision
+        self.pad_small = pad_small
+        self.source = source
+
+    @classmethod
+    def from_config(cls, cfg: FeatureConfig) -> "FeatureExtractor":
+        """Load ``cfg.model`` or, when empty, the default model shipped in models/."""
+        path = Path(cfg.model) if cfg.model else default_model_path()
+        if not cfg.model and not path.is_file():
+            raise CheckpointError(f"the default model {path} is missing; pass a model file explicitly")
+        model, _meta = load_checkpoint(path)
+        return cls(model, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
+                   pad_small=cfg.pad_small, source=str(path))
+
+    @classmethod
+    def random(cls, seed: int = 0, descriptor_dim: int = 10, light: bool = True, device: str = "cpu") -> "FeatureExtractor":
+        """An untrained network (deterministic): for tests and synthetic benchmarks."""
+        torch.manual_seed(seed)
+        cfg = DVFConfig.light(descriptor_dim) if light else DVFConfig(descriptor_dim=descriptor_dim)
+        return cls(DVF(cfg), device=device, source=f"random(seed={seed})")
+
+    @property
+    def model_config(self) -> DVFConfig:
+        return self.model.cfg
+
+    @property
+    def descriptor_dim(self) -> int:
+        return self.model.cfg.descriptor_dim
+
+    def prepare(self, image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Array → 1×3×H×W on the device, scaled as the model was trained, optionally resized."""
+        batch = to_tensor(image, self.model.cfg.scaling).to(self.device)
+        if size is not None:
+            batch = resize(batch, size)
+        return batch
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """B×3×H×W → B×n×H×W float32, padding small inputs when allowed."""
+        height, width = batch.shape[-2:]
+        if min(height, width) < MIN_SIDE:
+            if not self.pad_small:
+                raise DejavuError(f"image {width}×{height} is smaller than DVF's minimum side {MIN_SIDE} px")
+            batch, _ = pad_to_min_side(batch)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        if self.device.type == "cuda" and self.precision in ("fp16", "bf16"):
+            dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+            with torch.autocast("cuda", dtype=dtype):
+                out = self.model(batch)
+        else:
+            out = self.model(batch)
+        return out[..., :height, :width].float().contiguous()
+
+    def extract(self, image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """One H×W×3 image → n×H×W descriptors (at ``size`` = (w, h) when given)."""
+        return self.forward(self.prepare(image, size))[0]
+
+    def extract_batch(self, images: Sequence[np.ndarray], size: tuple[int, int] | None = None) -> list[torch.Tensor]:
+        """Several images; stacked into one batch when they share a size."""
+        if not images:
+            return []
+        batches = [self.prepare(im, size) for im in images]
+        if len({tuple(b.shape) for b in batches}) == 1:
+            return list(self.forward(torch.cat(batches)))
+        return [self.forward(b)[0] for b in batches]

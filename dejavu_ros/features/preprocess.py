@@ -1,0 +1,70 @@
+"""Image → network input, as the authors prepare it.
+
+The authors divide each image by its own maximum instead of a fixed 255: a dark night frame is
+stretched towards the day frame's range before the network sees it. No mean/std normalisation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import DejavuError
+from .dvf import MIN_SIDE
+
+
+class ImageError(DejavuError):
+    """An image array the feature stage cannot use."""
+
+
+def check_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Accept H×W×3 uint8 (or H×W grayscale, replicated); refuse anything else clearly."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ImageError(f"{name}: expected H×W×3 RGB, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageError(f"{name}: zero-size image {image.shape}")
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    return image
+
+
+def to_tensor(image: np.ndarray, scaling: str = "max") -> torch.Tensor:
+    """H×W×3 array → 1×3×H×W float32 in [0, 1].
+
+    ``scaling="max"`` divides by the image's own maximum when that exceeds 1 (the authors'
+    convention; a black frame stays black); ``"fixed"`` divides 8-bit data by 255.
+    """
+    image = check_rgb(image)
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+    if scaling == "max":
+        peak = tensor.max()
+        if peak > 1:
+            tensor = tensor / peak
+    elif scaling == "fixed":
+        tensor = tensor / (65535.0 if image.dtype == np.uint16 else 255.0)
+    else:
+        raise ValueError(f"unknown scaling {scaling!r} (expected 'max' or 'fixed')")
+    return tensor[None]
+
+
+def resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a B×C×H×W batch to (width, height), bilinear with align_corners=True (authors' demo)."""
+    width, height = size
+    return F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=True)
+
+
+def pad_to_min_side(batch: torch.Tensor, min_side: int = MIN_SIDE) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Replicate-pad the bottom/right so both sides reach ``min_side``.
+
+    Returns the padded batch and the original (height, width) so the output can be cropped
+    back: descriptors of real pixels keep their positions.
+    """
+    height, width = batch.shape[-2:]
+    pad_h, pad_w = max(0, min_side - height), max(0, min_side - width)
+    if pad_h or pad_w:
+        batch = F.pad(batch, (0, pad_w, 0, pad_h), mode="replicate")
+    return batch, (height, width)
