@@ -1,0 +1,115 @@
+"""DVF network: architecture facts, shapes for awkward sizes, normalisation, device/dtype."""
+import numpy as np
+import pytest
+import torch
+
+from dejavu_ros.errors import DejavuError
+from dejavu_ros.features.dvf import DVF, MIN_SIDE, DVFConfig, parameter_count
+from dejavu_ros.features.extractor import FeatureExtractor, resolve_device
+from dejavu_ros.features.preprocess import ImageError, to_tensor
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("n", [3, 10, 16, 32])
+def test_parameter_count_matches_paper_architecture(n):
+    assert parameter_count(DVF(DVFConfig(descriptor_dim=n))) == 3_339_552 + 32 * n
+
+
+def test_light_variant_is_smaller_and_keeps_output_contract():
+    light = DVF(DVFConfig.light())
+    assert parameter_count(light) < parameter_count(DVF()) / 4
+    out = light.eval()(torch.rand(1, 3, 128, 160))
+    assert out.shape == (1, 10, 128, 160)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("height,width", [(128, 128), (131, 200), (480, 640)])
+def test_output_shape_and_unit_norm(device, height, width):
+    torch.manual_seed(0)
+    model = DVF(DVFConfig(descriptor_dim=10)).to(device).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, height, width, device=device))
+    assert out.shape == (2, 10, height, width)
+    norms = out.norm(dim=1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
+
+
+def test_normalisation_switch_off_gives_unnormalised_output():
+    model = DVF(DVFConfig(descriptor_dim=4, normalize=False)).eval()
+    with torch.no_grad():
+        norms = model(torch.rand(1, 3, 128, 128)).norm(dim=1)
+    assert not torch.allclose(norms, torch.ones_like(norms), atol=1e-2)
+
+
+def test_small_input_is_a_clear_error_in_the_network():
+    with pytest.raises(ValueError, match=f"≥ {MIN_SIDE}"):
+        DVF().eval()(torch.rand(1, 3, 79, 127))
+
+
+def test_extractor_pads_small_images_and_crops_back():
+    fe = FeatureExtractor.random(seed=1)
+    image = np.random.default_rng(0).integers(0, 255, (79, 127, 3), dtype=np.uint8)
+    dense = fe.extract(image)
+    assert dense.shape == (10, 79, 127)
+    # the real pixels get the same descriptors as when the caller pads the image itself
+    padded = np.pad(image, ((0, 128 - 79), (0, 128 - 127), (0, 0)), mode="edge")
+    assert torch.allclose(fe.extract(padded)[:, :79, :127], dense, atol=1e-5)
+
+
+def test_extractor_refuses_small_images_when_padding_is_off():
+    fe = FeatureExtractor.random()
+    fe.pad_small = False
+    with pytest.raises(DejavuError, match="smaller than DVF's minimum side"):
+        fe.extract(np.zeros((79, 127, 3), np.uint8))
+
+
+def test_max_scaling_stretches_dark_images_like_the_authors():
+    dark = np.full((4, 4, 3), 40, np.uint8)
+    dark[0, 0] = 80
+    t = to_tensor(dark, "max")
+    assert float(t.max()) == pytest.approx(1.0)
+    assert float(to_tensor(dark, "fixed").max()) == pytest.approx(80 / 255)
+    assert float(to_tensor(np.zeros((4, 4, 3), np.uint8), "max").max()) == 0.0
+
+
+def test_grayscale_is_replicated_and_bad_arrays_are_refused():
+    assert to_tensor(np.zeros((5, 6), np.uint8)).shape == (1, 3, 5, 6)
+    with pytest.raises(ImageError, match="zero-size"):
+        to_tensor(np.zeros((0, 6, 3), np.uint8))
+    with pytest.raises(ImageError, match="expected H×W×3"):
+        to_tensor(np.zeros((5, 6, 2), np.uint8))
+
+
+def test_batch_equals_single_images():
+    fe = FeatureExtractor.random(seed=2)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (128, 160, 3), dtype=np.uint8) for _ in range(3)]
+    batched = fe.extract_batch(images)
+    for image, dense in zip(images, batched):
+        assert torch.allclose(fe.extract(image), dense, atol=1e-5)
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(DejavuError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DejavuError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+def test_channels_last_gives_same_descriptors():
+    image = np.random.default_rng(3).integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    a = FeatureExtractor.random(seed=4).extract(image)
+    fe = FeatureExtractor.random(seed=4)
+    fe = FeatureExtractor(fe.model, channels_last=True)
+    assert torch.allclose(fe.extract(image), a, atol=1e-4)
+
+
+def test_config_round_trip_and_unknown_fields():
+    cfg = DVFConfig.light(7)
+    assert DVFConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown DVFConfig field"):
+        DVFConfig.from_dict({"descriptor_dim": 3, "bogus": 1})
