@@ -1,0 +1,98 @@
+"""One camera frame through the feature stage: the representation both the map and the query use.
+
+Building a keyframe and answering a query start the same way — downscale huge images, run DVF,
+pool a global descriptor, make the CX grid — so that work lives here once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import DejavuConfig
+from ..features.extractor import FeatureExtractor
+from ..features.preprocess import check_rgb
+from ..geometry import CameraIntrinsics
+from ..io.images import limit_size
+from ..map.keyframe import Keyframe
+from ..map.thumbnail import make_thumbnail
+from ..matching.pipeline import corner_features
+from ..similarity.global_descriptor import global_descriptor
+from ..similarity.grid import to_grid
+
+
+@dataclass
+class FrameFeatures:
+    """DVF output of one frame, at the (possibly downscaled) resolution the network saw."""
+
+    rgb: np.ndarray  # the image the network saw (H×W×3 uint8)
+    scale: float  # network pixels per original pixel (≤ 1)
+    dense: torch.Tensor  # n×H×W on the extractor's device
+    global_desc: torch.Tensor  # (D,)
+    grid: torch.Tensor  # n×h×w
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.rgb.shape[1]), int(self.rgb.shape[0])
+
+
+def describe(image: np.ndarray, extractor: FeatureExtractor, cfg: DejavuConfig,
+             grid_shape: tuple[int, int] | None = None) -> FrameFeatures:
+    """Run the feature stage on one RGB frame.
+
+    ``grid_shape`` forces the CX grid to a map's shape (CX is alignment-free, so a small aspect
+    change is harmless, and one shape lets all keyframes be compared in one batch).
+    """
+    rgb, scale = limit_size(check_rgb(image), cfg.features.max_side)
+    dense = extractor.extract(rgb)
+    sim = cfg.similarity
+    grid = to_grid(dense, sim.grid_stride, sim.grid_mode, sim.grid_max_side)
+    if grid_shape is not None and tuple(grid.shape[-2:]) != tuple(grid_shape):
+        grid = F.interpolate(grid[None], size=tuple(grid_shape), mode="bilinear", align_corners=True)[0]
+    gdesc = global_descriptor(dense, sim.global_cells)[0]
+    return FrameFeatures(rgb=rgb, scale=scale, dense=dense, global_desc=gdesc, grid=grid)
+
+
+def scaled_camera(camera: CameraIntrinsics | None, scale: float) -> CameraIntrinsics | None:
+    """Intrinsics in the pixels the network saw."""
+    if camera is None or not camera.valid:
+        return None
+    return camera if scale == 1.0 else camera.scaled(scale, scale)
+
+
+def points_from_depth(xy: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
+    """Back-project corners with an aligned depth image (metres, NaN = unknown) → (K, 3) camera frame."""
+    height, width = depth.shape[:2]
+    sx, sy = width / camera.width, height / camera.height  # depth may differ in size from the intrinsics
+    k = camera.k
+    cols = np.clip(np.round(xy[:, 0] * sx).astype(int), 0, width - 1)
+    rows = np.clip(np.round(xy[:, 1] * sy).astype(int), 0, height - 1)
+    z = depth[rows, cols].astype(np.float64)
+    z[~np.isfinite(z) | (z <= 0)] = np.nan
+    x = (xy[:, 0] - k[0, 2]) / k[0, 0] * z
+    y = (xy[:, 1] - k[1, 2]) / k[1, 1] * z
+    return np.stack([x, y, z], axis=1).astype(np.float32)
+
+
+def make_keyframe(frame: FrameFeatures, stamp: float, position, orientation, cfg: DejavuConfig, *,
+                  covariance=None, camera: CameraIntrinsics | None = None, depth: np.ndarray | None = None,
+                  source: str = "", frame_id: str | None = None) -> Keyframe:
+    """A map row from a described frame: corners, their descriptors, optional 3-D points.
+
+    Keypoints and intrinsics are stored in the pixels the network saw, so matching at query time
+    needs no rescaling on the map side.
+    """
+    xy, desc = corner_features(frame.rgb, frame.dense, cfg.matching)
+    cam = scaled_camera(camera, frame.scale)
+    points = points_from_depth(xy, depth, cam) if depth is not None and cam is not None else None
+    return Keyframe(
+        stamp=float(stamp), position=np.asarray(position, np.float64), orientation=np.asarray(orientation, np.float64),
+        global_desc=frame.global_desc.cpu().numpy().astype(np.float32),
+        grid=frame.grid.cpu().numpy().astype(np.float16),
+        keypoints=np.asarray(xy, np.float32), descriptors=desc.cpu().numpy().astype(np.float16),
+        image_size=frame.size, frame_id=frame_id or cfg.keyframes.frame_id, source=source,
+        covariance=None if covariance is None else np.asarray(covariance, np.float64).reshape(6, 6),
+        points3d=points, camera_k=None if cam is None else np.asarray(cam.k, np.float64),
+        thumbnail=make_thumbnail(frame.rgb, cfg.keyframes.thumbnail_side))
