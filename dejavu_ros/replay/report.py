@@ -1,0 +1,98 @@
+"""Per-frame records of a replay and the summary printed at the end (latency, recall, errors)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..relocalization.result import RelocalizationResult
+
+RECALL_RADII_M = (5.0, 10.0)
+
+
+@dataclass
+class FrameRecord:
+    stamp: float
+    status: str
+    timings_ms: dict
+    best_keyframe: int | None = None
+    inliers: int = 0
+    position_error_m: float | None = None  # verified pose vs ground truth
+    angle_error_deg: float | None = None
+    top1_error_m: float | None = None  # best candidate keyframe vs ground truth
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def frame_record(result: RelocalizationResult, gt=None) -> FrameRecord:
+    """Summarise one result; ``gt`` is a pose sample (position, orientation) or None."""
+    rec = FrameRecord(stamp=result.stamp, status=result.status, timings_ms=dict(result.timings_ms),
+                      message=result.message)
+    if result.candidates:
+        rec.best_keyframe = int(result.candidates[0].keyframe_id)
+    if result.verification is not None:
+        rec.inliers = result.verification.num_inliers
+    if gt is not None:
+        if result.candidates:
+            rec.top1_error_m = float(np.linalg.norm(result.candidates[0].position - gt.position))
+        if result.pose is not None:
+            rec.position_error_m = float(np.linalg.norm(result.pose.position - gt.position))
+            rel = Rotation.from_quat(result.pose.orientation).inv() * Rotation.from_quat(gt.orientation)
+            rec.angle_error_deg = float(np.degrees(rel.magnitude()))
+    return rec
+
+
+@dataclass
+class ReplaySummary:
+    records: list[FrameRecord] = field(default_factory=list)
+    errors: dict = field(default_factory=dict)  # per-frame problems, counted by message
+    damage: str = ""
+
+    def as_dict(self) -> dict:
+        recs = self.records
+        n = len(recs)
+        out = {"frames": n, "frame_errors": sum(self.errors.values()), "errors": dict(self.errors),
+               "relocalized": sum(r.status == "relocalized" for r in recs),
+               "relocalized_percent": 100.0 * sum(r.status == "relocalized" for r in recs) / n if n else 0.0,
+               "latency_ms": _latency(recs), "damage": self.damage}
+        with_gt = [r for r in recs if r.top1_error_m is not None or r.position_error_m is not None]
+        if with_gt:
+            out["ground_truth_frames"] = len(with_gt)
+            for radius in RECALL_RADII_M:
+                ok = sum(r.position_error_m is not None and r.position_error_m <= radius for r in with_gt)
+                top1 = sum(r.top1_error_m is not None and r.top1_error_m <= radius for r in with_gt)
+                out[f"recall@{radius:g}m"] = 100.0 * ok / len(with_gt)
+                out[f"top1_recall@{radius:g}m"] = 100.0 * top1 / len(with_gt)
+            pos = [r.position_error_m for r in with_gt if r.position_error_m is not None]
+            ang = [r.angle_error_deg for r in with_gt if r.angle_error_deg is not None]
+            if pos:
+                out["position_error_m_median"] = float(np.median(pos))
+                out["angle_error_deg_median"] = float(np.median(ang))
+        return out
+
+
+def _latency(records: list[FrameRecord]) -> dict:
+    stages = sorted({k for r in records for k in r.timings_ms})
+    out = {}
+    for stage in stages:
+        values = [r.timings_ms[stage] for r in records if stage in r.timings_ms]
+        out[stage] = {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99))}
+    return out
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"frames: {summary['frames']}  relocalized: {summary['relocalized']} "
+             f"({summary['relocalized_percent']:.1f} %)  frame errors: {summary['frame_errors']}"]
+    for stage, v in summary["latency_ms"].items():
+        lines.append(f"  {stage:<13} p50 {v['p50']:8.1f} ms   p99 {v['p99']:8.1f} ms")
+    if "ground_truth_frames" in summary:
+        lines.append("  " + "  ".join(f"{k}: {summary[k]:.1f} %" for k in summary if "recall@" in k))
+        if "position_error_m_median" in summary:
+            lines.append(f"  median error of relocalized frames: {summary['position_error_m_median']:.2f} m, "
+                         f"{summary['angle_error_deg_median']:.1f} deg")
+    if summary.get("damage"):
+        lines.append(f"  bag damaged: {summary['damage']}")
+    return "\n".join(lines)
