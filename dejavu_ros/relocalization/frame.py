@@ -95,4 +95,4 @@ def make_keyframe(frame: FrameFeatures, stamp: float, position, orientation, cfg
         image_size=frame.size, frame_id=frame_id or cfg.keyframes.frame_id, source=source,
         covariance=None if covariance is None else np.asarray(covariance, np.float64).reshape(6, 6),
         points3d=points, camera_k=None if cam is None else np.asarray(cam.k, np.float64),
-        thumbnail=make_thumbnail(frame.rgb, cfg.keyframes.thumbnail_side))
+        thumbnail=make_thumbnail(frame.rgb, cfg.keyframes.thumbnail_side, cfg.keyframes.thumbnail_quality))

@@ -21,6 +21,8 @@ class FrameRecord:
     position_error_m: float | None = None  # verified pose vs ground truth
     angle_error_deg: float | None = None
     top1_error_m: float | None = None  # best candidate keyframe vs ground truth
+    top1_position: list | None = None
+    pose_position: list | None = None
     message: str = ""
 
     def as_dict(self) -> dict:
@@ -33,6 +35,9 @@ def frame_record(result: RelocalizationResult, gt=None) -> FrameRecord:
                       message=result.message)
     if result.candidates:
         rec.best_keyframe = int(result.candidates[0].keyframe_id)
+        rec.top1_position = [float(v) for v in result.candidates[0].position]
+    if result.pose is not None:
+        rec.pose_position = [float(v) for v in result.pose.position]
     if result.verification is not None:
         rec.inliers = result.verification.num_inliers
     if gt is not None:
