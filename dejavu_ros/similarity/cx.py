@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 EPS = 1e-5
-#: float32 temporaries alive per distance-matrix element (distances, normalised, weights, CX)
+#: float32 temporaries alive per distance-matrix element (distances, normalised, CX, autograd copy)
 _LIVE_COPIES = 4
 DEFAULT_BUDGET = 256 << 20
 
@@ -37,30 +37,34 @@ def cx_directional(source: torch.Tensor, target: torch.Tensor, offset: float = 1
     """CX(S, T) for B pairs of vector sets: source B×Ns×n, target B×Nt×n → B similarities.
 
     Either batch dimension may be 1 and is broadcast (one query against many keyframes).
+    The distance matrix is laid out sources × targets so that every per-source step (the min
+    and the normalisation over targets) runs along contiguous memory. The normalised weights
+    exp((offset − d̃)/h) / Σ_i exp((offset − d̃)/h) equal a softmax of −d̃/h over the targets (the
+    offset scales numerator and denominator alike), which is how they are computed here.
     """
     batch = max(source.shape[0], target.shape[0])
     source = source.expand(batch, -1, -1)
     target = target.expand(batch, -1, -1)
     n_src, n_tgt = source.shape[1], target.shape[1]
-    t_sq = (target * target).sum(-1)[:, :, None]  # B×Nt×1
-    s_sq = (source * source).sum(-1)[:, None, :]  # B×1×Ns
+    s_sq = (source * source).sum(-1)[:, :, None]  # B×Ns×1
+    t_sq = (target * target).sum(-1)[:, None, :]  # B×1×Nt
+    target_t = target.transpose(1, 2)
     elements = max(1, memory_budget_bytes // (_LIVE_COPIES * source.element_size()))
-    columns = max(1, elements // n_tgt)  # source columns that fit for one pair
-    pairs = max(1, columns // n_src) if columns >= n_src else 1
-    columns = min(columns, n_src)
+    rows = max(1, elements // n_tgt)  # source rows that fit for one pair
+    pairs = max(1, rows // n_src) if rows >= n_src else 1
+    rows = min(rows, n_src)
     out = []
     for b0 in range(0, batch, pairs):
         b1 = min(batch, b0 + pairs)
-        tgt = target[b0:b1]
         best = None
-        for j0 in range(0, n_src, columns):
-            j1 = min(n_src, j0 + columns)
-            dist = t_sq[b0:b1] + s_sq[b0:b1, :, j0:j1] - 2.0 * torch.bmm(tgt, source[b0:b1, j0:j1].transpose(1, 2))
+        for j0 in range(0, n_src, rows):
+            j1 = min(n_src, j0 + rows)
+            dist = torch.baddbmm(s_sq[b0:b1, j0:j1] + t_sq[b0:b1], source[b0:b1, j0:j1], target_t[b0:b1],
+                                 alpha=-2.0)  # B×rows×Nt
             dist = dist.clamp(min=0.0)
-            dist = dist / (dist.amin(dim=1, keepdim=True) + EPS)
-            weights = torch.exp((offset - dist) / bandwidth)
-            cx = weights / weights.sum(dim=1, keepdim=True)
-            chunk_best = cx.amax(dim=2)  # best source of this chunk for every target
+            dist = dist / (dist.amin(dim=2, keepdim=True) + EPS)
+            cx = torch.softmax(dist * (-1.0 / bandwidth), dim=2)
+            chunk_best = cx.amax(dim=1)  # best source of this chunk for every target: B×Nt
             best = chunk_best if best is None else torch.maximum(best, chunk_best)
         out.append(best.mean(dim=1))
     return torch.cat(out)
