@@ -10,6 +10,7 @@ opener rolls it back, which restores exactly the last committed state.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import struct
 from pathlib import Path
@@ -58,7 +59,8 @@ def _uri(path: Path, read_only: bool) -> str:
     return path.resolve().as_uri() + ("?mode=ro" if read_only else "?mode=rw")
 
 
-def connect(path: Path, read_only: bool, create: bool = False, _recovered: bool = False) -> sqlite3.Connection:
+def connect(path: Path, read_only: bool, create: bool = False,
+            _recovered: bool = False) -> sqlite3.Connection:
     """An autocommit connection (transactions are explicit) with the map's pragmas set."""
     try:
         if create:
@@ -104,3 +106,17 @@ def recover_hot_journal(path: Path) -> None:
     except sqlite3.Error as exc:
         raise MapError(f"{path}: has an interrupted write ({journal_path(path).name}) that needs write "
                        f"access to roll back ({exc}); open it once in mode 'rw'") from None
+
+
+def move_no_clobber(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError), even if made meanwhile."""
+    try:
+        os.link(src, dst)  # atomic: fails if another process created dst after our check
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links
+        if dst.exists():
+            raise FileExistsError(dst) from None
+        os.replace(src, dst)
+        return
+    src.unlink()

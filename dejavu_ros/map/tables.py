@@ -4,11 +4,14 @@ Layout (schema version 1):
 
 * ``meta(key, value)``: schema_version, model_fingerprint, descriptor_dim, global_descriptor_dim
   (set by the first append), engine_config (JSON), frame_id, created, updated (ISO 8601 UTC).
-* ``keyframes``: one row per keyframe. Scalars (stamp, pose, image size) are plain columns so
-  poses load without touching the arrays; arrays are BLOBs written by :mod:`.arrays`. Small
-  columns come first and the large blobs last, so reading a pose or a global descriptor does not
-  walk the overflow pages of the grid or the thumbnail.
+* ``keyframes``: one small row per keyframe (stamp, frame, source, pose as plain columns,
+  covariance, intrinsics, global descriptor). Everything the engine loads at start-up for the
+  whole map (poses, global descriptors) lives here, so a cold start reads a few MB per 10k
+  keyframes instead of every page of the file.
+* ``keyframe_data``: the bulky per-keyframe arrays (CX grid first, then corners, descriptors,
+  3-D points, thumbnail), same id, read only for the shortlist or one keyframe at a time.
 
+Arrays are BLOBs written by :mod:`.arrays` (raw bytes + dtype/shape header, never pickle).
 ``PRAGMA application_id`` marks the file as a dejavu_ros map.
 """
 from __future__ import annotations
@@ -37,7 +40,9 @@ CREATE_STATEMENTS = (
         image_width INTEGER NOT NULL, image_height INTEGER NOT NULL,
         extra TEXT NOT NULL,
         covariance BLOB, camera_k BLOB,
-        global_desc BLOB NOT NULL,
+        global_desc BLOB NOT NULL)""",
+    """CREATE TABLE keyframe_data (
+        id INTEGER PRIMARY KEY REFERENCES keyframes (id) ON DELETE CASCADE,
         grid BLOB NOT NULL,
         keypoints BLOB NOT NULL, descriptors BLOB NOT NULL, points3d BLOB,
         thumbnail BLOB NOT NULL)""",
@@ -47,27 +52,33 @@ CREATE_STATEMENTS = (
 ARRAY_DTYPES = {"covariance": "<f8", "camera_k": "<f8", "global_desc": "<f4", "grid": "<f2",
                 "keypoints": "<f4", "descriptors": "<f2", "points3d": "<f4"}
 
-_SCALARS = ("stamp", "frame_id", "source", "px", "py", "pz", "qx", "qy", "qz", "qw", "image_width",
-            "image_height", "extra")
-_BLOBS = ("covariance", "camera_k", "global_desc", "grid", "keypoints", "descriptors", "points3d",
-          "thumbnail")
-COLUMNS = _SCALARS + _BLOBS
-INSERT_SQL = (f"INSERT INTO keyframes ({', '.join(COLUMNS)}) "
-              f"VALUES ({', '.join('?' for _ in COLUMNS)})")
-SELECT_SQL = f"SELECT id, {', '.join(COLUMNS)} FROM keyframes"
+TABLES = ("meta", "keyframes", "keyframe_data")
+_INDEX_COLUMNS = ("stamp", "frame_id", "source", "px", "py", "pz", "qx", "qy", "qz", "qw", "image_width",
+                  "image_height", "extra", "covariance", "camera_k", "global_desc")
+_DATA_COLUMNS = ("grid", "keypoints", "descriptors", "points3d", "thumbnail")
+INSERT_INDEX_SQL = (f"INSERT INTO keyframes ({', '.join(_INDEX_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _INDEX_COLUMNS)})")
+INSERT_DATA_SQL = (f"INSERT INTO keyframe_data (id, {', '.join(_DATA_COLUMNS)}) "
+                   f"VALUES (?, {', '.join('?' for _ in _DATA_COLUMNS)})")
+#: Full keyframe rows; append ``WHERE k.id ...``.
+SELECT_SQL = (f"SELECT k.id, {', '.join('k.' + c for c in _INDEX_COLUMNS)}, "
+              f"{', '.join('d.' + c for c in _DATA_COLUMNS)} "
+              f"FROM keyframes AS k JOIN keyframe_data AS d ON d.id = k.id")
 
 
 
-def keyframe_to_row(kf: Keyframe) -> tuple:
-    """Bound parameters for :data:`INSERT_SQL`; ``kf`` must already be validated."""
+def keyframe_to_rows(kf: Keyframe) -> tuple[tuple, tuple]:
+    """Bound parameters for :data:`INSERT_INDEX_SQL` and (less the id) :data:`INSERT_DATA_SQL`.
+
+    ``kf`` must already be validated.
+    """
     arrays = {name: None if getattr(kf, name) is None else encode_array(getattr(kf, name), dt)
               for name, dt in ARRAY_DTYPES.items()}
     p, q = kf.position, kf.orientation
     return (kf.stamp, kf.frame_id, kf.source, float(p[0]), float(p[1]), float(p[2]), float(q[0]),
             float(q[1]), float(q[2]), float(q[3]), int(kf.image_size[0]), int(kf.image_size[1]),
-            json.dumps(kf.extra), arrays["covariance"], arrays["camera_k"], arrays["global_desc"],
-            arrays["grid"], arrays["keypoints"], arrays["descriptors"], arrays["points3d"],
-            bytes(kf.thumbnail))
+            json.dumps(kf.extra), arrays["covariance"], arrays["camera_k"], arrays["global_desc"]), \
+        (arrays["grid"], arrays["keypoints"], arrays["descriptors"], arrays["points3d"], bytes(kf.thumbnail))
 
 
 def row_to_keyframe(row: tuple, where: str) -> Keyframe:

@@ -14,12 +14,27 @@ class MatchingConfig:
     quality_level: float = param(0.01, "Shi-Tomasi: quality level", low=1e-5, high=1.0)
     min_distance: float = param(8.0, "Shi-Tomasi: minimum distance between corners (px)", low=0.0, high=500.0)
     block_size: int = param(5, "Shi-Tomasi: block size", low=3, high=31)
+    subpixel_radius: int = param(3, "Sub-pixel corner refinement: half window (px); 0 = integer corners",
+                                 low=0, high=15)
     ratio: float = param(0.9, "Ratio test: best / second-best descriptor distance", low=0.0, high=1.0,
                          dynamic=True)
     stability: bool = param(True, "Stability test: one-pixel shifted descriptors must match the same point",
                             dynamic=True)
     stability_px: float = param(2.0, "Stability test: allowed disagreement (px)", low=0.0, high=50.0,
                                 dynamic=True)
+    dense_stride: int = param(4, "Dense direction: coarse search on the query map pooled by this factor, "
+                              "then refined at full resolution (1 = exhaustive full-resolution search)",
+                              low=1, high=16, dynamic=True)
+    dense_coarse: str = param("exact", "Dense direction coarse search: exact = full-resolution similarity, "
+                              "best pixel per cell (finds the true best pixel); pooled = similarity to the "
+                              "pooled query map (several times faster on CPU, misses peaks of descriptors "
+                              "that vary within a cell)", choices=("exact", "pooled"), dynamic=True)
+    dense_peaks: int = param(3, "Dense direction: separated coarse peaks refined per keyframe corner",
+                             low=2, high=16, dynamic=True)
+    dense_exclusion_px: float = param(8.0, "Dense direction: the ratio test's second best lies at least this "
+                                      "far from the best pixel", low=1.0, high=200.0, dynamic=True)
+    reciprocity: bool = param(True, "Dense direction: the query descriptor at the found pixel must have the "
+                              "keyframe corner as its nearest keyframe descriptor", dynamic=True)
     ransac: str = param("usac_magsac", "OpenCV robust estimator",
                         choices=("ransac", "usac_default", "usac_magsac", "usac_accurate", "lmeds"))
     ransac_threshold: float = param(2.0, "RANSAC inlier threshold (px)", low=0.1, high=50.0, dynamic=True)
@@ -29,3 +44,8 @@ class MatchingConfig:
                              dynamic=True)
     min_inlier_ratio: float = param(0.25, "…and at least this inlier ratio", low=0.0, high=1.0, dynamic=True)
     pnp_reprojection_px: float = param(4.0, "PnP RANSAC reprojection threshold (px)", low=0.1, high=50.0)
+    pnp_min_inliers: int = param(12, "Accept a PnP pose with at least this many inliers", low=4, high=10000,
+                                 dynamic=True)
+    pnp_min_sigma_px: float = param(0.5, "PnP covariance: floor on the reprojection noise (px) so that "
+                                    "near-perfect fits do not claim near-zero uncertainty",
+                                    low=0.01, high=50.0)

@@ -3,7 +3,7 @@
 Thin by design: parameters come from the config schema, images are decoded by
 :mod:`dejavu_ros.io.images`, relocalization is the engine's, messages are built by
 :mod:`dejavu_ros.io.messages`. Subscription callbacks only hand the newest frame to a worker
-thread, so a slow engine drops frames instead of stalling the executor. See docs/ros_node.md.
+thread, so a slow engine drops frames instead of stalling the executor. See the README (ROS 2 node section).
 """
 from __future__ import annotations
 

@@ -1,0 +1,407 @@
+"""The keyframe map: one SQLite file per map (layout in :mod:`.tables`, journalling in :mod:`.sqlite_file`).
+
+Building a map appends keyframes (each append is one transaction, so a crash never loses what
+was committed); localizing opens it read-only and bulk-loads stacked arrays for the engine.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .arrays import blob_layout
+from .compatibility import check_compatible, read_meta
+from .errors import InvalidKeyframeError, KeyframeNotFoundError, MapError
+from .keyframe import Keyframe
+from .sqlite_file import check_sqlite_file, connect, journal_path, move_no_clobber
+from .tables import (APPLICATION_ID, CREATE_STATEMENTS, INSERT_DATA_SQL, INSERT_INDEX_SQL, SCHEMA_VERSION,
+                     SELECT_SQL, keyframe_to_rows, row_to_keyframe)
+from .validation import validate_keyframe
+
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_ID_CHUNK = 500  # bound parameters per IN (...) query
+_ITER_BATCH = 32  # keyframes per query while iterating (short reads never starve a writer)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class KeyframeMap:
+    """A keyframe map file. Use :meth:`create` or :meth:`open`; close it (or use ``with``).
+
+    Thread-safe: one connection guarded by a lock, so the ROS node may call it from any callback.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, read_only: bool, meta: dict[str, str]):
+        self._path = path
+        self._conn: sqlite3.Connection | None = conn
+        self._read_only = read_only
+        self._lock = threading.RLock()
+        self._fingerprint = meta["model_fingerprint"]
+        self._descriptor_dim = int(meta["descriptor_dim"])
+        self._frame_id = meta["frame_id"]
+        self._schema_version = int(meta["schema_version"])
+        self._engine_config = json.loads(meta["engine_config"])
+        self._created = meta["created"]
+
+    # --- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, model_fingerprint: str, descriptor_dim: int,
+               frame_id: str = "map", engine_config: dict | None = None,
+               overwrite: bool = False) -> "KeyframeMap":
+        """Make a new, empty map and return it open for appending (mode ``"rw"``).
+
+        The file appears atomically (built under a temporary name, then renamed), so a crash
+        during creation never leaves a half-made map behind.
+        """
+        path = Path(path)
+        if not isinstance(model_fingerprint, str) or not _HEX.match(model_fingerprint):
+            raise MapError(f"{path}: model fingerprint must be a non-empty hex string, got "
+                           f"{model_fingerprint!r}")
+        if isinstance(descriptor_dim, bool) or not isinstance(descriptor_dim, (int, np.integer)) \
+                or descriptor_dim < 1:
+            raise MapError(f"{path}: descriptor_dim must be a positive integer, got {descriptor_dim!r}")
+        if not isinstance(frame_id, str) or not frame_id:
+            raise MapError(f"{path}: frame_id must be a non-empty string")
+        try:
+            config_json = json.dumps(engine_config or {}, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise MapError(f"{path}: engine_config is not JSON-serialisable ({exc})") from None
+        if path.exists() and not overwrite:
+            raise MapError(f"{path}: file exists; refusing to overwrite it (pass overwrite=True)")
+        if not path.parent.is_dir():
+            raise MapError(f"{path}: folder {path.parent} does not exist")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        stamp = _now()
+        meta = {"schema_version": str(SCHEMA_VERSION), "model_fingerprint": model_fingerprint.lower(),
+                "descriptor_dim": str(int(descriptor_dim)), "engine_config": config_json,
+                "frame_id": frame_id, "created": stamp, "updated": stamp}
+        try:
+            conn = connect(tmp, read_only=False, create=True)
+            try:
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
+                conn.execute("BEGIN")
+                for statement in CREATE_STATEMENTS:
+                    conn.execute(statement)
+                conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            if overwrite:
+                os.replace(tmp, path)
+                journal_path(path).unlink(missing_ok=True)  # a stale journal of the replaced file
+            else:
+                move_no_clobber(tmp, path)
+        except FileExistsError:
+            tmp.unlink(missing_ok=True)
+            raise MapError(f"{path}: file exists; refusing to overwrite it (pass overwrite=True)") from None
+        except (sqlite3.Error, OSError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise MapError(f"{path}: cannot create the map ({exc})") from None
+        return cls.open(path, mode="rw")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r", expected_fingerprint: str | None = None,
+             expected_descriptor_dim: int | None = None,
+             allow_model_mismatch: bool = False) -> "KeyframeMap":
+        """Open an existing map. ``mode="r"`` is read-only at the SQLite level (``?mode=ro``).
+
+        Raises :class:`MapError` for a file that is missing, empty, truncated or not a map, and
+        :class:`MapMismatchError` when the map's schema is newer than this code, its descriptor
+        size differs from ``expected_descriptor_dim``, or its model fingerprint differs from
+        ``expected_fingerprint`` (the latter only warns with ``allow_model_mismatch=True``).
+        """
+        path = Path(path)
+        if mode not in ("r", "rw"):
+            raise MapError(f"{path}: open mode must be 'r' or 'rw', got {mode!r}")
+        check_sqlite_file(path)
+        conn = connect(path, read_only=(mode == "r"))
+        try:
+            meta = read_meta(conn, path)
+            check_compatible(meta, path, expected_fingerprint, expected_descriptor_dim,
+                              allow_model_mismatch)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(path, conn, read_only=(mode == "r"), meta=meta)
+
+    # --- properties ----------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def model_fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def descriptor_dim(self) -> int:
+        """Channels n of the dense features (grid) and of the sparse descriptors."""
+        return self._descriptor_dim
+
+    @property
+    def global_descriptor_dim(self) -> int | None:
+        """Length of the global descriptors; None until the first keyframe is appended."""
+        value = self._meta_value("global_descriptor_dim")
+        return None if value is None else int(value)
+
+    @property
+    def frame_id(self) -> str:
+        return self._frame_id
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version
+
+    @property
+    def engine_config(self) -> dict:
+        return dict(self._engine_config)
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def append(self, kf: Keyframe) -> int:
+        """Validate and store one keyframe in its own transaction; return its new id.
+
+        ``kf.id`` is ignored (the map assigns ids, never reused). The orientation is stored
+        re-normalised. Raises :class:`InvalidKeyframeError` naming the bad field.
+        """
+        return self.append_many([kf])[0]
+
+    def append_many(self, keyframes: Iterable[Keyframe]) -> list[int]:
+        """Store several keyframes in one transaction: all of them or, on any error, none."""
+        self._require_writable()
+        # Validate and encode before taking the write lock, so readers wait as little as possible.
+        global_dim = self.global_descriptor_dim
+        clean = []
+        for kf in keyframes:
+            clean.append(validate_keyframe(kf, self._descriptor_dim, global_dim, self._frame_id))
+            global_dim = clean[-1].global_desc.size
+        rows = [keyframe_to_rows(kf) for kf in clean]
+        if not rows:
+            return []
+        with self._locked("append to"):
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                stored_dim = self._meta_value("global_descriptor_dim")  # another writer may have set it
+                if stored_dim is None:
+                    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)",
+                                 ("global_descriptor_dim", str(global_dim)))
+                elif int(stored_dim) != global_dim:
+                    raise InvalidKeyframeError(f"keyframe field 'global_desc': has {global_dim} values, "
+                                               f"this map stores {stored_dim}")
+                ids = []
+                for index_row, data_row in rows:
+                    ids.append(int(conn.execute(INSERT_INDEX_SQL, index_row).lastrowid))
+                    conn.execute(INSERT_DATA_SQL, (ids[-1], *data_row))
+                conn.execute("UPDATE meta SET value = ? WHERE key = ?", (_now(), "updated"))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return ids
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        with self._locked("count"):
+            return int(self._connection().execute("SELECT count(*) FROM keyframes").fetchone()[0])
+
+    def __contains__(self, kf_id: object) -> bool:
+        if isinstance(kf_id, bool) or not isinstance(kf_id, (int, np.integer)):
+            return False
+        with self._locked("read"):
+            sql = "SELECT 1 FROM keyframes WHERE id = ?"
+            return self._connection().execute(sql, (int(kf_id),)).fetchone() is not None
+
+    def ids(self) -> list[int]:
+        """Keyframe ids in ascending order."""
+        with self._locked("list"):
+            rows = self._connection().execute("SELECT id FROM keyframes ORDER BY id").fetchall()
+        return [int(r[0]) for r in rows]
+
+    def get(self, kf_id: int) -> Keyframe:
+        """The full keyframe (arrays in their storage dtypes); :class:`KeyframeNotFoundError`."""
+        with self._locked("read"):
+            row = self._connection().execute(f"{SELECT_SQL} WHERE k.id = ?", (int(kf_id),)).fetchone()
+            if row is None:
+                raise KeyframeNotFoundError(f"{self._path}: no keyframe with id {kf_id}")
+            return row_to_keyframe(row, str(self._path))
+
+    def __iter__(self) -> Iterator[Keyframe]:
+        """Every keyframe in id order, read in small batches (a writer may append meanwhile)."""
+        last = -1
+        while True:
+            with self._locked("read"):
+                rows = self._connection().execute(f"{SELECT_SQL} WHERE k.id > ? ORDER BY k.id LIMIT ?",
+                                                  (last, _ITER_BATCH)).fetchall()
+                batch = [row_to_keyframe(r, str(self._path)) for r in rows]
+            if not batch:
+                return
+            yield from batch
+            last = batch[-1].id
+
+    def load_global_descriptors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids (N,) int64, descriptors (N, D) float32)`` in id order, for the shortlist."""
+        with self._locked("load global descriptors from"):
+            rows = self._connection().execute(
+                "SELECT id, global_desc FROM keyframes ORDER BY id").fetchall()
+        dim = self.global_descriptor_dim or 0
+        return self._stack(rows, "global_desc", (dim,), np.float32)
+
+    def load_grids(self, ids: Iterable[int] | None = None, dtype=np.float16) -> np.ndarray:
+        """Stacked CX grids ``(K, n, h, w)`` for ``ids`` in the given order (None = all, id order).
+
+        Grids are stored fp16; ``dtype`` converts on the way out. All requested grids must share
+        one shape (true for keyframes from one camera and one grid size), else :class:`MapError`.
+        """
+        if ids is None:
+            with self._locked("load grids from"):
+                rows = self._connection().execute("SELECT id, grid FROM keyframe_data ORDER BY id").fetchall()
+            return self._stack(rows, "grid", None, dtype)[1]
+        wanted = [int(i) for i in ids]
+        found: dict[int, bytes] = {}
+        with self._locked("load grids from"):
+            for start in range(0, len(wanted), _ID_CHUNK):
+                chunk = sorted(set(wanted[start:start + _ID_CHUNK]))
+                sql = f"SELECT id, grid FROM keyframe_data WHERE id IN ({', '.join('?' * len(chunk))})"
+                found.update(self._connection().execute(sql, chunk).fetchall())
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise KeyframeNotFoundError(f"{self._path}: no keyframe with id(s) {missing[:10]}")
+        return self._stack([(i, found[i]) for i in wanted], "grid", None, dtype)[1]
+
+    def load_poses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids (N,), positions (N, 3), orientations (N, 4) x y z w)`` in id order, float64."""
+        with self._locked("load poses from"):
+            rows = self._connection().execute(
+                "SELECT id, px, py, pz, qx, qy, qz, qw FROM keyframes ORDER BY id").fetchall()
+        table = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
+        return table[:, 0].astype(np.int64), table[:, 1:4].copy(), table[:, 4:8].copy()
+
+    def load_thumbnail(self, kf_id: int) -> bytes:
+        """The keyframe's JPEG thumbnail (empty when none was stored)."""
+        with self._locked("read"):
+            row = self._connection().execute("SELECT thumbnail FROM keyframe_data WHERE id = ?",
+                                             (int(kf_id),)).fetchone()
+        if row is None:
+            raise KeyframeNotFoundError(f"{self._path}: no keyframe with id {kf_id}")
+        return bytes(row[0])
+
+    # --- checks and summary ----------------------------------------------------------------------
+
+    def integrity_check(self, max_errors: int = 10) -> str:
+        """``"ok"`` or SQLite's description of the damage (``PRAGMA integrity_check``)."""
+        try:
+            with self._lock:
+                rows = self._connection().execute(f"PRAGMA integrity_check({int(max_errors)})").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return f"unreadable: {exc}"
+        problems = [str(r[0]) for r in rows]
+        return "ok" if problems == ["ok"] else "; ".join(problems)
+
+    def info(self, check_integrity: bool = True) -> dict:
+        """Summary for ``map-info`` and the node's diagnostics (plain JSON-able types)."""
+        with self._locked("summarise"):
+            count = len(self)
+            bounds = self._connection().execute(
+                "SELECT min(px), min(py), min(pz), max(px), max(py), max(pz) FROM keyframes").fetchone()
+            updated = self._meta_value("updated")
+        size = self._path.stat().st_size
+        return {
+            "path": str(self._path),
+            "keyframes": count,
+            "frame_id": self._frame_id,
+            "model_fingerprint": self._fingerprint,
+            "schema_version": self._schema_version,
+            "descriptor_dim": self._descriptor_dim,
+            "global_descriptor_dim": self.global_descriptor_dim,
+            "engine_config": self.engine_config,
+            "created": self._created,
+            "updated": updated,
+            "bbox": None if count == 0 else {"min": list(bounds[:3]), "max": list(bounds[3:])},
+            "integrity": self.integrity_check() if check_integrity else "not checked",
+            "file_size_bytes": size,
+            "bytes_per_keyframe": round(size / count, 1) if count else None,
+        }
+
+    # --- lifetime ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> "KeyframeMap":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("r" if self._read_only else "rw")
+        return f"KeyframeMap({str(self._path)!r}, {state})"
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise MapError(f"{self._path}: map is closed")
+        return self._conn
+
+    def _require_writable(self) -> None:
+        if self._read_only:
+            raise MapError(f"{self._path}: map is open read-only (mode 'r'); open it with mode 'rw' "
+                           f"to append keyframes")
+
+    @contextlib.contextmanager
+    def _locked(self, action: str):
+        """Hold the lock and turn SQLite failures into a :class:`MapError` naming the file."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise MapError(f"{self._path}: cannot {action} the map ({exc})") from None
+
+    def _meta_value(self, key: str) -> str | None:
+        with self._locked("read the meta table of"):
+            row = self._connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _stack(self, rows: list, field: str, shape: tuple | None, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Decode blobs straight into one preallocated array; ``shape`` None = from the first row."""
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        if not rows:
+            return ids, np.zeros((0, *(shape or ())), dtype=dtype)
+        layouts = [blob_layout(blob, f"{self._path} keyframe {kf_id} {field}") for kf_id, blob in rows]
+        first = layouts[0][1]
+        for (kf_id, _), (_, item_shape, _) in zip(rows, layouts):
+            if item_shape != first:
+                raise MapError(f"{self._path}: keyframe {kf_id} has a {field} of shape {item_shape}, "
+                               f"keyframe {rows[0][0]} has {first}; they cannot be stacked")
+        out = np.empty((len(rows), *first), dtype=dtype)
+        for k, ((_, blob), (dt, item_shape, offset)) in enumerate(zip(rows, layouts)):
+            out[k] = np.frombuffer(blob, dtype=dt, offset=offset).reshape(item_shape)
+        return ids, out

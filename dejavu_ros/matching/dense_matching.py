@@ -1,0 +1,207 @@
+"""Direction (b): the keyframe's stored corners searched over every pixel of the query's dense map.
+
+Why: at night the intensity corners of the query are light sources, not the daylight corners the
+map stored, so corner-to-corner matching has little to pair. Searching the whole query map needs
+no query corners at all.
+
+Search, per keyframe corner: a coarse similarity map with one cell per ``dense_stride``² pixels,
+either the per-cell maximum of the full-resolution similarity (``dense_coarse = exact``) or the
+similarity to the pooled query map (``pooled``: cheaper, but with low-dimensional descriptors
+that vary within a cell the true cell often does not rank among the best, and a wrong pixel is
+found instead); the ``dense_peaks`` best cells at least ``dense_exclusion_px`` apart are each
+refined in a full-resolution window, with a parabolic sub-pixel step. The ratio test compares the
+best refined peak with the best other peak outside the exclusion radius. Then reciprocity (the
+query descriptor at the found pixel must pick that corner back among all keyframe corners) and
+the stability test (so must the descriptors one pixel away, within ``stability_px``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import MatchingConfig
+from .filters import distance_ratio, stability_mask
+from .matches import Matches, MatchingError, as_unit_descriptors, as_xy, check_dense, unit_distance
+from .sampling import sample_descriptors, sample_shifted
+
+#: Peak memory of one chunk of the coarse similarity search.
+SEARCH_BUDGET_BYTES = 64 << 20
+#: Cell rows per band of the exact search (measured fastest on CPU: one band stays in cache).
+CELL_BAND_ROWS = 1
+
+
+def match_dense(keyframe_xy, keyframe_desc, query_dense: torch.Tensor,
+                cfg: MatchingConfig | None = None) -> Matches:
+    """Match keyframe corners (K, 2) with descriptors (K, n) into the query map n×H×W.
+
+    Returned ``query_xy`` are sub-pixel positions in the query map's pixels; ``query_idx`` is -1.
+    """
+    cfg = cfg or MatchingConfig()
+    dense = unit_map(check_dense(query_dense, "query_dense"))
+    kxy = as_xy(keyframe_xy, "keyframe_xy")
+    kd = as_unit_descriptors(keyframe_desc, "keyframe_desc", dense.device, dim=dense.shape[0])
+    if len(kd) != len(kxy):
+        raise MatchingError(f"match_dense: {len(kxy)} keyframe corners but {len(kd)} descriptors")
+    counts = {"map_corners": len(kxy)}
+    if len(kxy) == 0:
+        return Matches.empty("dense", counts | {"ratio": 0})
+
+    found_xy, best_sim, second_sim = dense_search(kd, dense, cfg)
+    ratio = distance_ratio(best_sim, second_sim)
+    keep = torch.isfinite(best_sim) & (ratio <= cfg.ratio)
+    counts["ratio"] = int(keep.sum())
+    rows = torch.nonzero(keep).flatten()
+
+    if cfg.reciprocity and len(rows):
+        back = (sample_descriptors(dense, found_xy[rows]) @ kd.t()).argmax(dim=1)
+        rows = rows[back == rows]
+        counts["reciprocity"] = len(rows)
+    if cfg.stability and len(rows):
+        kxy_t = torch.as_tensor(kxy, device=dense.device)
+        stable = stability_mask(sample_shifted(dense, found_xy[rows]), kd, kxy_t, rows, cfg.stability_px)
+        rows = rows[stable]
+        counts["stability"] = len(rows)
+
+    r = rows.cpu().numpy()
+    return Matches(query_xy=found_xy[rows].cpu().numpy().astype("float32"), map_xy=kxy[r],
+                   map_idx=r.astype("int64"), query_idx=np.full(len(r), -1, dtype=np.int64),
+                   distance=unit_distance(best_sim[rows]).cpu().numpy().astype("float32"),
+                   ratio=ratio[rows].cpu().numpy().astype("float32"), direction="dense", counts=counts)
+
+
+def unit_map(dense: torch.Tensor) -> torch.Tensor:
+    """``dense`` with unit descriptors; a map that already is (DVF's default output) is not copied."""
+    n = dense.shape[0]
+    probe = dense.reshape(n, -1)[:, ::97]
+    if torch.allclose(probe.norm(dim=0), torch.ones(1, device=dense.device), atol=1e-3):
+        return dense
+    return F.normalize(dense, dim=0)
+
+
+def dense_search(desc: torch.Tensor, dense: torch.Tensor, cfg: MatchingConfig):
+    """Best pixel of unit ``desc`` (K, n) in unit map ``dense`` (n, H, W), coarse-to-fine.
+
+    Returns found positions (K, 2) float32 (sub-pixel), the best similarity (K,) and the best
+    similarity of another peak outside the exclusion radius (K,; -inf when there is none).
+    """
+    n, h, w = dense.shape
+    stride = max(1, min(int(cfg.dense_stride), h, w))
+    exact = cfg.dense_coarse == "exact" or stride == 1
+    ch, cw = -(-h // stride), -(-w // stride)
+    cx = _cell_centres(cw, stride, w, dense.device)
+    cy = _cell_centres(ch, stride, h, dense.device)
+    centres = torch.stack([cx.repeat(ch), cy.repeat_interleave(cw)], dim=1)  # (ch*cw, 2)
+    pixels = dense.reshape(n, -1)
+    coarse = None if exact else F.normalize(
+        F.avg_pool2d(dense[None], stride, stride, ceil_mode=True)[0], dim=0).reshape(n, -1)
+    peaks = max(2, int(cfg.dense_peaks))
+    # Exact cell maxima: the window covers the whole cell (+1 px for the parabola); pooled cells:
+    # the cell and half of each neighbour, where a blurred peak may really sit.
+    radius = stride // 2 + 1 if exact else stride
+    side = 2 * radius + 1
+    per_row = 4 * max(2 * ch * cw, (CELL_BAND_ROWS * stride * w) if exact else 0)
+    per_refine = 4 * peaks * side * side * (n + 1)
+    chunk = max(1, min(SEARCH_BUDGET_BYTES // per_row, SEARCH_BUDGET_BYTES // per_refine))
+
+    out_xy, out_best, out_second = [], [], []
+    for start in range(0, len(desc), chunk):
+        d = desc[start:start + chunk]
+        sim = _cell_maxima(d, dense, stride) if exact else d @ coarse
+        peak_xy = centres[_coarse_peaks(sim, (ch, cw), stride, peaks, cfg.dense_exclusion_px)]
+        xy, sim = _refine(d, pixels, peak_xy, radius=radius, height=h, width=w)  # (c, T, 2), (c, T)
+        best_t = sim.argmax(dim=1)
+        rows = torch.arange(len(d), device=d.device)
+        best_xy, best_sim = xy[rows, best_t], sim[rows, best_t]
+        far = torch.linalg.norm(xy - best_xy[:, None], dim=2) > cfg.dense_exclusion_px
+        second = torch.where(far, sim, torch.full_like(sim, float("-inf"))).max(dim=1).values
+        out_xy.append(best_xy)
+        out_best.append(best_sim)
+        out_second.append(second)
+    return torch.cat(out_xy), torch.cat(out_best), torch.cat(out_second)
+
+
+def _cell_maxima(desc: torch.Tensor, dense: torch.Tensor, stride: int) -> torch.Tensor:
+    """(c, ch*cw) maximum full-resolution similarity in each stride×stride cell.
+
+    Computed one row of cells at a time, so each band's similarities are pooled while they are
+    still in cache (the search is memory-bound: n is small, the pixels many).
+    """
+    n, h, w = dense.shape
+    ch, cw = -(-h // stride), -(-w // stride)
+    out = torch.empty((len(desc), ch, cw), dtype=desc.dtype, device=desc.device)
+    step = CELL_BAND_ROWS * stride
+    for top in range(0, h, step):
+        rows = min(step, h - top)
+        sim = (desc @ dense[:, top:top + rows].reshape(n, -1)).view(-1, rows, w)
+        if rows % stride or w % stride:  # partial cells at the bottom / right edge
+            sim = F.pad(sim, (0, -w % stride, 0, -rows % stride), value=float("-inf"))
+        r = sim.shape[1] // stride
+        rows_of_cells = sim.view(-1, r, stride, cw * stride)
+        best = rows_of_cells[:, :, 0]
+        for i in range(1, stride):  # elementwise max over the cell's rows, then over its columns:
+            best = torch.maximum(best, rows_of_cells[:, :, i])  # far faster than one strided amax
+        out[:, top // stride:top // stride + r] = best.view(-1, r, cw, stride).amax(dim=3)
+    return out.view(len(desc), -1)
+
+
+def _cell_centres(cells: int, stride: int, size: int, device) -> torch.Tensor:
+    """Pixel coordinate of each pooling cell's centre (the last cell may be partial)."""
+    start = torch.arange(cells, device=device, dtype=torch.float32) * stride
+    end = torch.clamp(start + stride, max=size) - 1
+    return (start + end) / 2
+
+
+def _coarse_peaks(sim: torch.Tensor, grid: tuple[int, int], stride: int, peaks: int,
+                  exclusion: float) -> torch.Tensor:
+    """(c, T) indices of the T best cells per row of ``sim`` (c, ch*cw), each outside the others'
+    exclusion radius. Overwrites ``sim``. A row that runs out of cells repeats its last peak.
+    """
+    ch, cw = grid
+    reach = int(exclusion // stride)
+    offs = torch.arange(-reach, reach + 1, device=sim.device)
+    oy, ox = torch.meshgrid(offs, offs, indexing="ij")
+    disc = (ox * stride) ** 2 + (oy * stride) ** 2 <= exclusion ** 2
+    ox, oy = ox[disc], oy[disc]  # cell offsets whose centres lie within the exclusion radius
+    found = []
+    for t in range(peaks):
+        value, idx = sim.max(dim=1)
+        if t > 0:
+            idx = torch.where(torch.isfinite(value), idx, found[-1])
+        found.append(idx)
+        if t + 1 < peaks:
+            x = (idx % cw)[:, None] + ox[None]
+            y = (idx // cw)[:, None] + oy[None]
+            inside = (x >= 0) & (x < cw) & (y >= 0) & (y < ch)
+            sim.scatter_(1, torch.where(inside, y * cw + x, idx[:, None]), float("-inf"))
+    return torch.stack(found, dim=1)
+
+
+def _refine(desc: torch.Tensor, pixels: torch.Tensor, peak_xy: torch.Tensor, radius: int, height: int,
+            width: int):
+    """Best full-resolution pixel within ``radius`` of each coarse peak, with a sub-pixel step."""
+    c, t, _ = peak_xy.shape
+    side = 2 * radius + 1
+    offs = torch.arange(-radius, radius + 1, device=desc.device)
+    oy, ox = torch.meshgrid(offs, offs, indexing="ij")
+    centre = torch.round(peak_xy).long()
+    px = torch.clamp(centre[..., 0:1] + ox.reshape(1, 1, -1), 0, width - 1)  # (c, T, side²)
+    py = torch.clamp(centre[..., 1:2] + oy.reshape(1, 1, -1), 0, height - 1)
+    sim = torch.einsum("nctw,cn->ctw", pixels[:, py * width + px], desc)
+    best, wi = sim.max(dim=2)  # (c, T)
+    ix, iy = wi % side, wi // side
+
+    def step(lo_ok, hi_ok, lo_idx, hi_idx):
+        lo = sim.gather(2, torch.clamp(lo_idx, 0, side * side - 1)[..., None])[..., 0]
+        hi = sim.gather(2, torch.clamp(hi_idx, 0, side * side - 1)[..., None])[..., 0]
+        denom = lo - 2 * best + hi
+        safe = torch.where(denom < 0, denom, -torch.ones_like(denom))  # a maximum has denom < 0
+        delta = torch.where(denom < 0, 0.5 * (lo - hi) / safe, torch.zeros_like(denom))
+        return torch.where(lo_ok & hi_ok, torch.clamp(delta, -0.5, 0.5), torch.zeros_like(delta))
+
+    dx = step(ix > 0, ix < side - 1, wi - 1, wi + 1)
+    dy = step(iy > 0, iy < side - 1, wi - side, wi + side)
+    x = px.gather(2, wi[..., None])[..., 0].float() + dx
+    y = py.gather(2, wi[..., None])[..., 0].float() + dy
+    xy = torch.stack([torch.clamp(x, 0, width - 1), torch.clamp(y, 0, height - 1)], dim=2)
+    return xy, best
