@@ -13,7 +13,7 @@ three matchers run on the pair:
 Images larger than ``--max-width`` × ``--max-height`` are centre-cropped (the same crop for both
 frames, so pixel alignment holds). Prints one JSON object.
 
-    python benchmarks/bench_matching_tilde.py [--model models/dvf_default.safetensors]
+    python benchmarks/bench_matching_tilde.py [--model models/dvf_default.safetensors] [--threads N]
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -131,7 +132,10 @@ def main() -> int:
     parser.add_argument("--ratio", type=float, default=MatchingConfig().ratio)
     parser.add_argument("--sift-ratio", type=float, default=0.8)
     parser.add_argument("--scenes", nargs="*", default=None)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     with open(args.data / "manifest.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -21,3 +21,11 @@ def shared(*parts: str) -> Path:
 @pytest.fixture
 def shared_data():
     return shared
+
+
+def pytest_configure(config):
+    # One intra-op thread: the test inputs are small, and on a 2-core machine that runs anything
+    # else at the same time, torch's thread pool spinning against it makes kernels many times slower.
+    import torch
+
+    torch.set_num_threads(1)

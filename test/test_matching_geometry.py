@@ -10,7 +10,7 @@ from test_matching_support import TUM_K, project, sift_at
 from conftest import shared
 from dejavu_ros.geometry import CameraIntrinsics
 from dejavu_ros.matching import (GeometricVerification, Matches, MatchingConfig, MatchingError,
-                                 detect_corners, match_corners, verify)
+                                 detect_corners, match_corners, match_to_keyframe, verify)
 from dejavu_ros.relocalization.result import Verification
 
 K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
@@ -115,10 +115,9 @@ def test_conversion_to_the_engine_result():
 
 @pytest.fixture(scope="module")
 def tum_describer():
-    """Descriptors at TUM corners: the shipped default DVF model when present, else SIFT at the corners.
-
-    Returns (name, function(rgb) -> (xy, descriptors), stability test on/off).
-    """
+    """Describes a TUM frame as (corners, descriptors, dense map or None): with the shipped default
+    DVF model when present (then the full corner pipeline with the stability test runs), else with
+    SIFT descriptors at the Shi-Tomasi corners (geometry path only)."""
     from dejavu_ros.resources import default_model_path
 
     if default_model_path().is_file():
@@ -127,19 +126,29 @@ def tum_describer():
         from dejavu_ros.matching import corner_features
 
         extractor = FeatureExtractor.from_config(FeatureConfig(device="cpu"))
-        return "dvf", lambda rgb: corner_features(rgb, extractor.extract(rgb)), True
-    return "sift", lambda rgb: (lambda xy: (xy, sift_at(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), xy)))(
-        detect_corners(rgb)), False
+
+        def describe_dvf(rgb):
+            dense = extractor.extract(rgb)
+            return (*corner_features(rgb, dense), dense)
+        return "dvf", describe_dvf
+
+    def describe_sift(rgb):
+        xy = detect_corners(rgb)
+        return xy, sift_at(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), xy), None
+    return "sift", describe_sift
 
 
 def tum_verification(describer, i: int, j: int) -> GeometricVerification:
     frames = sorted(shared("tum_fr3_sequence").glob("*.png"))
-    _, describe, stability = describer
-    # Stability needs the query's dense map; with DVF the pipeline path is exercised elsewhere.
-    cfg = MatchingConfig(stability=False)
     rgb = [cv2.cvtColor(cv2.imread(str(frames[k])), cv2.COLOR_BGR2RGB) for k in (j, i)]
-    (qxy, qd), (mxy, md) = describe(rgb[0]), describe(rgb[1])
-    return verify(match_corners(qxy, qd, mxy, md, cfg), cfg, TUM_K, TUM_K)
+    (qxy, qd, q_dense), (mxy, md, _) = describer[1](rgb[0]), describer[1](rgb[1])
+    if q_dense is not None:
+        cfg = MatchingConfig(direction="corners")
+        matches = match_to_keyframe(q_dense, mxy, md, cfg, query_xy=qxy)
+    else:
+        cfg = MatchingConfig(stability=False)  # the stability test needs a dense map
+        matches = match_corners(qxy, qd, mxy, md, cfg)
+    return verify(matches, cfg, TUM_K, TUM_K)
 
 
 def test_tum_neighbouring_frames_verify_with_a_small_rotation(tum_describer):

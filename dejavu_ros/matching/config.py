@@ -22,9 +22,9 @@ class MatchingConfig:
                             dynamic=True)
     stability_px: float = param(2.0, "Stability test: allowed disagreement (px)", low=0.0, high=50.0,
                                 dynamic=True)
-    dense_stride: int = param(4, "Dense direction: coarse search on the query map pooled by this factor, "
-                              "then refined at full resolution (1 = exhaustive full-resolution search)",
-                              low=1, high=16, dynamic=True)
+    dense_stride: int = param(4, "Dense direction: cell size (px) of the coarse search; the best cells are "
+                              "then refined at full resolution (1 = every pixel is a cell)", low=1, high=16,
+                              dynamic=True)
     dense_coarse: str = param("exact", "Dense direction coarse search: exact = full-resolution similarity, "
                               "best pixel per cell (finds the true best pixel); pooled = similarity to the "
                               "pooled query map (several times faster on CPU, misses peaks of descriptors "

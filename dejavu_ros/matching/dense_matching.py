@@ -137,10 +137,9 @@ def _cell_maxima(desc: torch.Tensor, dense: torch.Tensor, stride: int) -> torch.
         if rows % stride or w % stride:  # partial cells at the bottom / right edge
             sim = F.pad(sim, (0, -w % stride, 0, -rows % stride), value=float("-inf"))
         r = sim.shape[1] // stride
-        rows_of_cells = sim.view(-1, r, stride, cw * stride)
-        best = rows_of_cells[:, :, 0]
-        for i in range(1, stride):  # elementwise max over the cell's rows, then over its columns:
-            best = torch.maximum(best, rows_of_cells[:, :, i])  # far faster than one strided amax
+        # Max over the cell's rows, then over its columns: two contiguous reductions are several
+        # times faster than one amax over both strided dimensions.
+        best = sim.view(-1, r, stride, cw * stride).amax(dim=2)
         out[:, top // stride:top // stride + r] = best.view(-1, r, cw, stride).amax(dim=3)
     return out.view(len(desc), -1)
 

@@ -1,9 +1,10 @@
 """Geometric verification of matches with OpenCV's robust estimators.
 
 With intrinsics for both images the essential matrix is estimated (five-point solver) on
-normalised coordinates, so the two images may come from different cameras or have different
-sizes, and ``cv2.recoverPose`` turns it into the query camera's rotation and translation
-direction in the keyframe camera frame. Without intrinsics, a fundamental matrix.
+undistorted rays of each camera, so the two images may come from different cameras or have
+different sizes, and ``cv2.recoverPose`` turns it into the query camera's rotation and translation
+direction in the keyframe camera frame. Without intrinsics, a fundamental matrix in pixels.
+Inliers are the robust estimator's; the cheirality count is reported but not used to filter.
 """
 from __future__ import annotations
 
