@@ -78,8 +78,11 @@ def main() -> None:
     p.add_argument("--exhaustive", type=int, default=0, help="queries also ranked exhaustively")
     p.add_argument("--model", default="")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--precision", default="fp32")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     size = tuple(int(v) for v in args.size.split("x"))
     rng = np.random.default_rng(0)
     cfg = DejavuConfig()

@@ -29,11 +29,14 @@ from dejavu_ros.similarity.cx import contextual_similarity  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--model", default="")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--skip-128", action="store_true", help="skip the 128×128 batched CX (slow on CPU)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else None
     models = {}
