@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import config, schema
-from ..config import DejavuConfig
+from .common import add_config_arguments, config_from_args
 from .errors import CliError
 
 
@@ -23,25 +22,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--robotcar-seasons", type=Path, help="RobotCar Seasons root instead of a bag")
     p.add_argument("--condition", default="overcast-reference", help="RobotCar Seasons condition")
     p.add_argument("--camera", default="rear", help="RobotCar Seasons camera (left, rear, right)")
-    p.add_argument("--params", type=Path, help="parameters YAML (config/relocalize.yaml layout)")
-    p.add_argument("--model", default=None, help="DVF weights; default: the shipped model")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    schema.add_arguments(p, DejavuConfig, sections=["features", "similarity", "matching", "keyframes"])
+    add_config_arguments(p, ["features", "similarity", "matching", "keyframes"])
     p.set_defaults(func=run)
 
 
-def resolve_config(args) -> DejavuConfig:
-    overrides = schema.overrides_from_args(args)
-    if args.model is not None:
-        overrides["features.model"] = args.model
-    if args.device is not None:
-        overrides["features.device"] = args.device
-    return config.resolve(args.params, overrides)
-
-
 def run(args) -> int:
-    cfg = resolve_config(args)
+    cfg = config_from_args(args)
     if args.robotcar_seasons:
         from ..replay.seasons import build_map_from_seasons
 

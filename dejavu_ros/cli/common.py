@@ -41,3 +41,27 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_extractor(args: argparse.Namespace) -> FeatureExtractor:
     return FeatureExtractor.from_config(FeatureConfig(model=args.model, device=args.device))
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, sections: list[str]) -> None:
+    """--params YAML, --model, --device and a --section.name flag for every schema field of ``sections``."""
+    from .. import schema
+    from ..config import DejavuConfig
+
+    parser.add_argument("--params", type=Path, help="parameters YAML (config/relocalize.yaml layout)")
+    parser.add_argument("--model", default=None, help="DVF weights; default: the shipped model")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    schema.add_arguments(parser, DejavuConfig, sections=sections)
+
+
+def config_from_args(args: argparse.Namespace, **overrides):
+    """Defaults ← --params YAML ← --section.name flags ← --model/--device ← ``overrides`` (dotted names)."""
+    from .. import config, schema
+
+    values = schema.overrides_from_args(args)
+    if args.model is not None:
+        values["features.model"] = args.model
+    if args.device is not None:
+        values["features.device"] = args.device
+    values.update({k.replace("__", "."): v for k, v in overrides.items()})
+    return config.resolve(args.params, values)

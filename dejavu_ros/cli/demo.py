@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import config, schema
-from ..config import DejavuConfig
+from .common import add_config_arguments, config_from_args
 
 
 def add_parser(subparsers) -> None:
@@ -18,22 +17,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
     p.add_argument("--condition", choices=("night", "fog"), default="night", help="query condition")
     p.add_argument("--length", type=float, default=150.0, help="route length in metres")
-    p.add_argument("--model", default=None, help="DVF weights; default: the shipped model")
-    p.add_argument("--device", default=None)
-    p.add_argument("--params", type=Path)
-    schema.add_arguments(p, DejavuConfig, sections=["features", "similarity", "engine", "matching", "keyframes"])
+    add_config_arguments(p, ["features", "similarity", "engine", "matching", "keyframes"])
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..demo.run import DemoSettings, format_demo, run_demo
 
-    overrides = schema.overrides_from_args(args)
-    if args.model is not None:
-        overrides["features.model"] = args.model
-    if args.device is not None:
-        overrides["features.device"] = args.device
-    cfg = config.resolve(args.params, overrides)
+    cfg = config_from_args(args)
     settings = DemoSettings(length_m=args.length, query_condition=args.condition)
     summary = run_demo(args.out, cfg, settings)
     print(format_demo(summary, args.out))

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import config, schema
-from ..config import DejavuConfig
 from ..replay.report import format_summary
+from .common import add_config_arguments, config_from_args
 from .errors import CliError
 
 
@@ -28,11 +27,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--summary-json", type=Path, help="write the summary as JSON here")
     p.add_argument("--every", type=int, default=1, help="use every N-th frame")
     p.add_argument("--no-debug-images", action="store_true", help="leave debug images out of the results bag")
-    p.add_argument("--params", type=Path, help="parameters YAML")
-    p.add_argument("--model", default=None)
-    p.add_argument("--device", default=None)
     p.add_argument("--allow-model-mismatch", action="store_true")
-    schema.add_arguments(p, DejavuConfig, sections=["features", "similarity", "engine", "matching"])
+    add_config_arguments(p, ["features", "similarity", "engine", "matching"])
     p.set_defaults(func=run)
 
 
@@ -41,14 +37,7 @@ def run(args) -> int:
         raise CliError(f"--every must be ≥ 1, got {args.every}")
     if not args.map.is_file():
         raise CliError(f"map not found: {args.map}")
-    overrides = schema.overrides_from_args(args)
-    overrides["node.map_path"] = str(args.map)
-    overrides["node.allow_model_mismatch"] = args.allow_model_mismatch
-    if args.model is not None:
-        overrides["features.model"] = args.model
-    if args.device is not None:
-        overrides["features.device"] = args.device
-    cfg = config.resolve(args.params, overrides)
+    cfg = config_from_args(args, node__map_path=str(args.map), node__allow_model_mismatch=args.allow_model_mismatch)
     from ..replay.relocalize import relocalize_bag
 
     summary = relocalize_bag(args.bag, cfg, args.image_topic, out_bag=args.out, report=args.report,
