@@ -35,6 +35,9 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     if args.every < 1:
         raise CliError(f"--every must be ≥ 1, got {args.every}")
+    for option, path in (("--report", args.report), ("--summary-json", args.summary_json)):
+        if path is not None and not path.parent.is_dir():
+            raise CliError(f"{option} {path}: folder {path.parent} does not exist")
     if not args.map.is_file():
         raise CliError(f"map not found: {args.map}")
     cfg = config_from_args(args, node__map_path=str(args.map), node__allow_model_mismatch=args.allow_model_mismatch)

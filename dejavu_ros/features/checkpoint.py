@@ -143,6 +143,11 @@ _AUTHOR_RULES = [
 ]
 
 
+def _plain(text: str) -> str:
+    """First line of a library message, without terminal colour codes (the CLI prints one line)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).strip().splitlines()[0][:200]
+
+
 def map_author_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename an authors' state_dict to our module names; every key must map exactly once."""
     out: dict[str, torch.Tensor] = {}
@@ -166,7 +171,7 @@ def import_author_checkpoint(path: str | Path) -> DVF:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle refusals and corrupt zips alike
         raise CheckpointError(f"{path}: refused to load (only plain tensors are accepted, nothing is "
-                              f"unpickled): {str(exc).splitlines()[0][:200]}") from None
+                              f"unpickled): {_plain(str(exc))}") from None
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected ckpt['model'] to be a state_dict of tensors")

@@ -21,6 +21,10 @@ def check_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Accept H×W×3 uint8 (or H×W grayscale, replicated); refuse anything else clearly."""
     if not isinstance(image, np.ndarray):
         raise ImageError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype not in (np.uint8, np.uint16) and image.dtype.kind != "f":
+        raise ImageError(f"{name}: unsupported pixel type {image.dtype} (expected uint8, uint16 or float)")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ImageError(f"{name}: contains NaN or Inf pixel values")
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):

@@ -154,11 +154,22 @@ class BagReader:
     def require_topics(self, topics: Iterable[str]) -> None:
         """Raise :class:`TopicNotFoundError` listing the bag's topics if any of ``topics`` is absent."""
         have = self.topics
+        if not have and self._any is None:
+            raise BagError(f"bag {self.path} is damaged or not a rosbag2 bag: no readable topics "
+                           f"({self.damage})")
         missing = [t for t in topics if t not in have]
         if missing:
             listing = ", ".join(f"{t} ({m})" for t, m in have.items()) or "none"
             raise TopicNotFoundError(f"bag {self.path} has no topic {', '.join(map(repr, missing))}; "
                                      f"topics in the bag: {listing}")
+
+    def require_type(self, topic: str, allowed: Iterable[str], role: str) -> None:
+        """Raise :class:`BagError` when ``topic`` carries none of the ``allowed`` message types."""
+        allowed = tuple(allowed)
+        msgtype = self.topics.get(topic)
+        if msgtype not in (None, "?") and msgtype not in allowed:
+            raise BagError(f"bag {self.path}: {role} topic '{topic}' has type {msgtype}; expected "
+                           f"{' or '.join(allowed)}")
 
     # -- messages --------------------------------------------------------------------------
     def messages(self, topics: Iterable[str] | None = None, start_ns: int | None = None,

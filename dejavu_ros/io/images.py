@@ -112,6 +112,14 @@ def _packed_pixels(msg: Any, encoding: str, layout: tuple[int, int], topic: str)
             f"{where}: encoding {msg.encoding!r} is {8 * depth}-bit but field 'step'={step} / "
             f"'data' ({data.size} bytes) are sized for 8-bit pixels ({eight_bit_row} bytes per row); "
             "the publisher probably mislabelled an 8-bit image")
+    if depth == 1 and row >= 512 and step == 2 * row and data.size == height * step:
+        raise ImageDecodeError(
+            f"{where}: encoding {msg.encoding!r} is 8-bit but field 'step'={step} is exactly twice "
+            f"width*channels = {row}: the rows hold 16-bit pixels; the publisher probably mislabelled a "
+            "16-bit image")
+    if channels == 2 and width % 2:
+        raise ImageDecodeError(f"{where} field 'width': {width} is odd; {msg.encoding!r} packs two pixels "
+                               "into 4 bytes and needs an even width")
     if step < row:
         raise ImageDecodeError(f"{where} field 'step': {step} is smaller than width*bytes_per_pixel = "
                                f"{width}*{channels * depth} = {row} for encoding {msg.encoding!r}")
@@ -162,6 +170,28 @@ def image_to_rgb(msg: Any, *, topic: str = "", mono16: str = "max") -> np.ndarra
     return np.ascontiguousarray(rgb)
 
 
+#: compressed images declaring more pixels are refused before decoding (8192² = features.max_side's cap)
+MAX_COMPRESSED_PIXELS = 8192 * 8192
+
+
+def declared_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) read from a PNG IHDR or a JPEG SOFn header without decoding; None if unknown."""
+    head = data[: 1 << 18].tobytes()
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
+        return struct.unpack(">II", head[16:24])
+    i = 2 if head.startswith(b"\xff\xd8") else len(head)
+    while i + 9 <= len(head) and head[i] == 0xFF:
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", head[i + 5:i + 9])
+            return width, height
+        i += 2 + struct.unpack(">H", head[i + 2:i + 4])[0]
+    return None
+
+
 def _compressed_to_rgb(msg: Any, topic: str) -> np.ndarray:
     where = _where(topic)
     fmt = str(getattr(msg, "format", ""))
@@ -170,6 +200,10 @@ def _compressed_to_rgb(msg: Any, topic: str) -> np.ndarray:
     data = _as_bytes(msg.data)
     if data.size == 0:
         raise ImageDecodeError(f"{where} field 'data' is empty (format {fmt!r})")
+    size = declared_size(data)
+    if size is not None and size[0] * size[1] > MAX_COMPRESSED_PIXELS:
+        raise ImageDecodeError(f"{where} field 'data': the image declares {size[0]}x{size[1]} pixels, more "
+                               f"than the {MAX_COMPRESSED_PIXELS} decoded at most (format {fmt!r})")
     try:
         img = compressed_image_to_cvimage(_Compressed(format=fmt, data=data))
     except (AssertionError, cv2.error):

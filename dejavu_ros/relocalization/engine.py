@@ -230,6 +230,9 @@ class RelocalizationEngine:
             pos, quat = np.asarray(position, np.float64), np.asarray(orientation, np.float64)
             if pos.shape != (3,) or quat.shape != (4,) or not (np.isfinite(pos).all() and np.isfinite(quat).all()):
                 return False, "invalid_pose: NaN/Inf or wrong shape", None
+            if covariance is not None and (np.size(covariance) != 36
+                                           or not np.isfinite(np.asarray(covariance, np.float64)).all()):
+                return False, f"invalid_pose: covariance must be 36 finite values, got {np.size(covariance)}", None
             if abs(np.linalg.norm(quat) - 1.0) > 1e-3:
                 return False, f"invalid_pose: quaternion norm {np.linalg.norm(quat):.4g} is not 1", None
             add, reason = self._selector.should_add(stamp, pos, quat)

@@ -19,10 +19,11 @@ from ..io.bag_reader import BagReader
 from ..io.camera_info import camera_info_to_intrinsics
 from ..io.errors import BagDamagedError
 from ..io.images import depth_to_metres, image_to_rgb
-from ..io.poses import PoseTrack, iter_poses
+from ..io.poses import POSE_TYPES, PoseTrack, iter_poses
 from ..relocalization.engine import RelocalizationEngine, open_map
 
 log = logging.getLogger(__name__)
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 _PENDING_DEPTH = 8  # images / depth frames kept while waiting for their partner
 
 
@@ -63,6 +64,12 @@ def build_map_from_bag(bag_path: str | Path, out: str | Path, image_topic: str, 
     with BagReader(bag_path) as bag:
         topics = [image_topic] + [t for t in (camera_info_topic, depth_topic) if t]
         bag.require_topics(topics + [pose_topic])
+        bag.require_type(image_topic, IMAGE_TYPES, "image")
+        bag.require_type(pose_topic, POSE_TYPES, "pose")
+        if camera_info_topic:
+            bag.require_type(camera_info_topic, ("sensor_msgs/msg/CameraInfo",), "camera info")
+        if depth_topic:
+            bag.require_type(depth_topic, IMAGE_TYPES, "depth")
         track = read_track(bag, pose_topic, damage)
         if len(track) == 0:
             raise DejavuError(f"bag {bag_path}: no valid pose on {pose_topic}")
@@ -91,7 +98,8 @@ def build_map_from_bag(bag_path: str | Path, out: str | Path, image_topic: str, 
             damage.append(str(exc))
         finally:
             bar.close()
-            summary.skipped["no_depth"] += len(images)
+            if images:  # images whose depth frame never came
+                summary.skipped["no_depth"] += len(images)
             engine.close()
     summary.damage = "; ".join(damage)
     return summary

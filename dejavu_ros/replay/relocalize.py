@@ -24,7 +24,8 @@ from ..io.errors import BagDamagedError
 from ..io.images import image_to_rgb
 from ..io.messages import RESULT_TOPICS, MessageTypes, image_msg, map_markers_msg, result_messages
 from ..relocalization.engine import RelocalizationEngine, open_map
-from .build import read_track
+from ..io.poses import POSE_TYPES
+from .build import IMAGE_TYPES, read_track
 from .report import ReplaySummary, frame_record
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,11 @@ def relocalize_bag(bag_path: str | Path, cfg: DejavuConfig, image_topic: str, *,
         with BagReader(bag_path) as bag:
             topics = [image_topic] + ([camera_info_topic] if camera_info_topic else [])
             bag.require_topics(topics + ([gt_pose_topic] if gt_pose_topic else []))
+            bag.require_type(image_topic, IMAGE_TYPES, "image")
+            if camera_info_topic:
+                bag.require_type(camera_info_topic, ("sensor_msgs/msg/CameraInfo",), "camera info")
+            if gt_pose_topic:
+                bag.require_type(gt_pose_topic, POSE_TYPES, "ground-truth pose")
             track = read_track(bag, gt_pose_topic, damage) if gt_pose_topic else None
             if out_bag:
                 results = ResultsBag(out_bag, engine, cfg.node.map_frame, debug_images)
