@@ -60,13 +60,13 @@ def test_tiny_overfit_lowers_the_loss():
         images.append(im * (0.3 if dark else 1.0))
     batch = torch.stack(images)[None]  # 1×6×3×128×128
     cfg = LossSection(cx_stride=8)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)  # BN on 6 images: small steps
     losses = []
-    for _ in range(8):
+    for _ in range(10):
         dense = model(batch.flatten(0, 1)).unflatten(0, (1, 6))
         terms = contextual_triplet_loss(dense, cfg)
         opt.zero_grad()
         terms.total.backward()
         opt.step()
         losses.append(terms.total.item())
-    assert min(losses[-3:]) < losses[0] - 0.02
+    assert losses[-1] < losses[0] - 0.05 and min(losses[-3:]) < min(losses[:3])

@@ -42,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
                       progress=not args.no_progress, sources=list(args.manifest))
     summary = trainer.run()
     if trainer.dist.main:
-        print(json.dumps({k: summary[k] for k in ("steps", "epochs", "wall_time_s", "best_auc_cross",
+        print(json.dumps({k: summary[k] for k in ("steps", "epochs", "wall_time_s", "best_metric", "best_value",
                                                   "best_step", "last_validation")}))
     return 0

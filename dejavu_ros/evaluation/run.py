@@ -36,7 +36,7 @@ class EvalSettings:
     max_side: int = 320  # longer image side before feature extraction
     grid_stride: int = 4  # dense map → CX grid (authors: ×4)
     grid_max_side: int = 16  # cap on the grid (all-pairs cost ∝ cells²)
-    max_features: int = 300  # keypoints per image for the ORB/SIFT baselines
+    max_features: int = 128  # keypoints per image for ORB/SIFT (≈ the DVF grid, so CX costs match)
     positive_radius: float = 0.0
     ignore_radius: float = 0.0
     ks: tuple[int, ...] = (1, 5, 10)

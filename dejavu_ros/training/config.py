@@ -95,6 +95,8 @@ class ValidationSection:
     max_images: int = param(160, "Cap on validation images (whole places kept, spread evenly)", low=4,
                             high=1_000_000)
     grid_max_side: int = param(16, "CX grid cap for validation (cost grows with its 4th power)", low=1, high=512)
+    select: str = param("auc_cross", "Validation metric that picks best.safetensors",
+                        choices=("auc_cross", "recall@1"))
     checkpoint_minutes: float = param(5.0, "Save the latest weights at least this often", low=0.1, high=1e6)
 
 

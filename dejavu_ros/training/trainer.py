@@ -6,7 +6,7 @@ size 1, when not launched by ``torchrun``), the model is always wrapped in
 validates, logs and writes checkpoints; the others wait at a barrier.
 
 Output folder: ``last.safetensors`` (every few minutes), ``best.safetensors`` (best validation
-cross-condition AUC), ``last_state.pt`` (optimizer + counters, tensors only, for ``--resume``),
+cross-condition AUC or R@1 as ``validation.select`` says), ``last_state.pt`` (optimizer + counters, tensors only, for ``--resume``),
 ``log.csv`` (one row per step), ``validation.csv``, and TensorBoard events when available.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Trainer:
                 state = torch.load(state_path, map_location="cpu", weights_only=True)
             done = meta.get("training", {})
             self.step, self.epoch = int(done.get("steps", 0)), int(done.get("epochs", 0))
-            self.best, self.best_step = float(done.get("best_auc_cross", -1.0)), int(done.get("best_step", -1))
+            self.best, self.best_step = float(done.get("best_value", -1.0)), int(done.get("best_step", -1))
             self.elapsed_before = float(done.get("wall_time_s", 0.0))
         else:
             model = build_model(cfg)
@@ -148,7 +148,8 @@ class Trainer:
     def summary(self, wall: float, last_val: dict[str, float] | None) -> dict[str, Any]:
         return {"steps": self.step, "epochs": self.epoch, "wall_time_s": round(wall, 1),
                 "world_size": self.dist.world_size, "train_images": self.n_train, "val_images": self.n_val,
-                "manifests": self.sources, "best_auc_cross": self.best, "best_step": self.best_step,
+                "manifests": self.sources, "best_metric": self.cfg.validation.select, "best_value": self.best,
+                "best_step": self.best_step,
                 "last_validation": last_val or {}, "config": schema.to_nested(self.cfg)}
 
     def save(self, name: str, wall: float, last_val: dict[str, float] | None) -> Path:
@@ -168,8 +169,9 @@ class Trainer:
         if self.writer is not None:
             for k, v in result.items():
                 self.writer.add_scalar(f"val/{k}", v, self.step)
-        if result["auc_cross"] > self.best:
-            self.best, self.best_step = result["auc_cross"], self.step
+        metric = result[self.cfg.validation.select]
+        if metric > self.best:
+            self.best, self.best_step = metric, self.step
             self.save("best.safetensors", wall, result)
         return result
 
