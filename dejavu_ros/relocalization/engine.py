@@ -128,7 +128,7 @@ class RelocalizationEngine:
     def update_config(self, cfg: DejavuConfig) -> None:
         """Apply run-time-safe changes (thresholds, K, M, direction)."""
         with self._lock:
-            if cfg.engine.sequence_length != self.cfg.engine.sequence_length:
+            if cfg.engine.sequence_length != self._sequence.length:
                 self._sequence = SequenceFusion(cfg.engine.sequence_length)
             self.cfg = cfg
 
