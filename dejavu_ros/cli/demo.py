@@ -15,7 +15,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="generated day/night street: build a map, relocalize, report",
                               description=__doc__)
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
-    p.add_argument("--condition", choices=("night", "fog"), default="night", help="query condition")
+    p.add_argument("--condition", choices=("night", "fog", "day"), default="night",
+                   help="condition of the query traversal (the map is always day)")
     p.add_argument("--length", type=float, default=150.0, help="route length in metres")
     add_config_arguments(p, ["features", "similarity", "engine", "matching", "keyframes"])
     p.set_defaults(func=run)

@@ -79,17 +79,17 @@ def run_demo(out: Path, cfg: DejavuConfig, settings: DemoSettings | None = None,
              extractor: FeatureExtractor | None = None, progress: bool = True) -> dict:
     s = settings or DemoSettings()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("day.mcap", f"{s.query_condition}.mcap", "map.db", "results.mcap"):
-        _remove(out / stale)
+    map_bag, query_bag = out / "map_day.mcap", out / f"query_{s.query_condition}.mcap"
+    for stale in (map_bag, query_bag, out / "map.db", out / "results.mcap"):
+        _remove(stale)
     street = make_street(s.length_m, s.seed)
     map_positions = np.arange(0.0, s.length_m, s.map_step_m)
     query_positions = np.arange(s.query_offset_m, s.length_m, s.query_step_m)
-    write_traversal(out / "day.mcap", street, map_positions, "day", s.seed + 1)
-    query_bag = out / f"{s.query_condition}.mcap"
+    write_traversal(map_bag, street, map_positions, "day", s.seed + 1)
     write_traversal(query_bag, street, query_positions, s.query_condition, s.seed + 2)
 
     extractor = extractor or FeatureExtractor.from_config(cfg.features)
-    built = build_map_from_bag(out / "day.mcap", out / "map.db", IMAGE_TOPIC, ODOM_TOPIC, cfg, extractor,
+    built = build_map_from_bag(map_bag, out / "map.db", IMAGE_TOPIC, ODOM_TOPIC, cfg, extractor,
                                camera_info_topic=INFO_TOPIC, progress=progress)
     cfg.node.map_path = str(out / "map.db")
     replay = relocalize_bag(query_bag, cfg, IMAGE_TOPIC, extractor=extractor, out_bag=out / "results.mcap",

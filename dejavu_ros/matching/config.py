@@ -40,7 +40,7 @@ class MatchingConfig:
     ransac_threshold: float = param(2.0, "RANSAC inlier threshold (px)", low=0.1, high=50.0, dynamic=True)
     ransac_confidence: float = param(0.999, "RANSAC confidence", low=0.5, high=0.999999)
     ransac_max_iters: int = param(2000, "RANSAC iterations", low=10, high=100000)
-    min_inliers: int = param(15, "Accept a verification with at least this many inliers", low=5, high=10000,
+    min_inliers: int = param(20, "Accept a verification with at least this many inliers", low=5, high=10000,
                              dynamic=True)
     min_inlier_ratio: float = param(0.25, "…and at least this inlier ratio", low=0.0, high=1.0, dynamic=True)
     pnp_reprojection_px: float = param(4.0, "PnP RANSAC reprojection threshold (px)", low=0.1, high=50.0)
