@@ -4,7 +4,10 @@ Random unit descriptors on the grid a Nordland frame gets by default (256×128 p
 ``--grid-max-side`` cells); all-pairs cost is exactly quadratic in the image count, so a run on
 ``--images`` images is scaled to 1,000. Prints one JSON object.
 
-    python benchmarks/bench_evaluate.py [--images 200] [--grid-max-side 16] [--threads 2]
+    python benchmarks/bench_evaluate.py [--images 200] [--grid-max-side 16] [--threads 1]
+
+With 2 threads on a 2-core machine where another process holds a core, the same run is tens of
+times slower (threads wait on each other); compare ``--threads 1`` and ``--threads 2``.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=128)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--dim", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="as `evaluate --threads` (0 = torch default)")
     parser.add_argument("--budget-mb", type=int, default=d.memory_budget_mb)
     args = parser.parse_args()
     if args.threads:

@@ -7,7 +7,7 @@ import pytest
 
 from dejavu_ros.cli.main import main
 from dejavu_ros.features.checkpoint import save_checkpoint
-from training_helpers import tiny_model, write_route_manifest
+from test_training_helpers import tiny_model, write_route_manifest
 
 
 @pytest.mark.slow

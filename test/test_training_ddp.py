@@ -8,7 +8,7 @@ import pytest
 
 from dejavu_ros.cli.main import main
 from dejavu_ros.features.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from training_helpers import tiny_model, write_route_manifest
+from test_training_helpers import tiny_model, write_route_manifest
 
 FAST = ["--data.crop_height", "128", "--data.crop_width", "128", "--loss.cx_stride", "8",
         "--data.negative_min_places", "2", "--optim.batch_size", "1", "--validation.grid_max_side", "4",

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from dejavu_ros.training.config import LossSection
 from dejavu_ros.training.losses import contextual_triplet_loss, hardest_contrastive, triplet_hinge
-from training_helpers import place_texture, tiny_model
+from test_training_helpers import place_texture, tiny_model
 
 
 def _unit(*shape, seed=0):

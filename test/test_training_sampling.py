@@ -8,7 +8,7 @@ from dejavu_ros import schema
 from dejavu_ros.training.config import TrainConfig
 from dejavu_ros.training.manifest import ManifestError
 from dejavu_ros.training.sampling import TripletDataset, TripletSampler
-from training_helpers import write_route
+from test_training_helpers import write_route
 
 
 def _cfg(**flat):

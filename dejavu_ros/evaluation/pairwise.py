@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..similarity.cx import DEFAULT_BUDGET, as_vectors, cx_directional
+from ..similarity.cx import DEFAULT_BUDGET, cx_directional
 from ..training.manifest import ImageRecord, place_distance
 
 
@@ -63,7 +63,3 @@ def ground_truth(records: Sequence[ImageRecord], positive_radius: float = 0.0,
     np.fill_diagonal(valid, False)
     return positive, valid
 
-
-def as_vector_set(dense_grid: torch.Tensor) -> torch.Tensor:
-    """n×h×w grid → (h·w)×n vectors (the form :func:`pairwise_cx` stores)."""
-    return as_vectors(dense_grid)[0]

@@ -55,6 +55,7 @@ def save_checkpoint(model: DVF, path: str | Path, training: dict[str, Any] | Non
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights are meant to be shared and installed
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

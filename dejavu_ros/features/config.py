@@ -15,4 +15,7 @@ class FeatureConfig:
     channels_last: bool = param(False, "Run convolutions in channels_last memory format")
     max_side: int = param(640, "Images with a longer side are downscaled to this before DVF (0 = never)",
                           low=0, high=8192)
+    threads: int = param(1, "CPU threads for torch (0 = torch's default, all cores). 1 is the default because "
+                         "torch's thread pool slows down many-fold when other processes share the cores",
+                         low=0, high=256)
     pad_small: bool = param(True, "Pad inputs with a side under 128 px (reflect) instead of refusing them")

@@ -58,6 +58,8 @@ class FeatureExtractor:
         if not cfg.model and not path.is_file():
             raise CheckpointError(f"the default model {path} is missing; pass a model file explicitly")
         model, _meta = load_checkpoint(path)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)  # process-wide: the engine runs one model per process
         return cls(model, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
                    pad_small=cfg.pad_small, source=str(path))
 

@@ -87,7 +87,7 @@ class TripletSampler:
         pool = self._by_sequence[r.sequence] if same_sequence else range(len(self.records))
         return [j for j in pool if self._is_far(r, self.records[j])]
 
-    def next_frame(self, i: int, rng: np.random.Generator) -> int:
+    def next_frame(self, i: int) -> int:
         """The following frame of the same route and condition, else ``i`` itself."""
         r = self.records[i]
         if r.place_index is None:
@@ -130,9 +130,9 @@ class TripletSampler:
         if not negatives:
             raise ManifestError(f"{self.records[a0].path}: no negative place far enough from this anchor")
         n0 = negatives[int(rng.integers(len(negatives)))]
-        a1 = self.next_frame(a0, rng)
+        a1 = self.next_frame(a0)
         p1 = self._frame_like(a1, p0)
-        n1 = self.next_frame(n0, rng)
+        n1 = self.next_frame(n0)
         aligned = self.records[a0].aligned and self.records[p0].aligned and a1 == a0 and p1 == p0
         return TripletIndices((a0, a1, p0, p1, n0, n1), aligned)
 

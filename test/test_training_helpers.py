@@ -1,4 +1,4 @@
-"""Small synthetic data for the training / evaluation tests: textured places under lighting changes."""
+"""Shared synthetic data for the training / evaluation tests (no tests here): textured places under lighting changes."""
 from __future__ import annotations
 
 from pathlib import Path
