@@ -6,7 +6,7 @@
 Map: ``--real`` keyframes are real DVF keyframes of generated streets by day (each street a
 different seed); the rest are copies of them with their grids and global descriptors perturbed,
 so every keyframe is a plausible distractor with realistic statistics. Queries: the same streets
-by night. ``--exhaustive N`` also ranks N queries by CX against *every* keyframe and reports the
+by night (``--condition``). ``--exhaustive N`` also ranks N queries by CX against *every* keyframe and reports the
 speed ratio and how often the shortlist's top-1 agrees with the exhaustive top-1.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dejavu_ros.map.store import KeyframeMap  # noqa: E402
 from dejavu_ros.relocalization.engine import RelocalizationEngine  # noqa: E402
 from dejavu_ros.relocalization.frame import describe, make_keyframe  # noqa: E402
 from dejavu_ros.similarity.cx import contextual_similarity  # noqa: E402
+from dejavu_ros.similarity.global_descriptor import global_descriptor  # noqa: E402
 
 IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
 
@@ -54,8 +55,9 @@ def build_map(path: Path, cfg: DejavuConfig, fe: FeatureExtractor, total: int, r
         src = kfs[i % real]
         grid = src.grid.astype(np.float32) + rng.normal(0, 0.15, src.grid.shape).astype(np.float32)
         grid /= np.linalg.norm(grid, axis=0, keepdims=True) + 1e-6
-        glob = src.global_desc + rng.normal(0, 0.05, src.global_desc.shape).astype(np.float32)
-        kfs.append(make_copy(src, grid.astype(np.float16), glob / np.linalg.norm(glob), 1e4 + i))
+        # the shortlist descriptor pooled from the perturbed grid, so both views of a copy agree
+        glob = global_descriptor(torch.from_numpy(grid), cfg.similarity.global_cells)[0].numpy()
+        kfs.append(make_copy(src, grid.astype(np.float16), glob, 1e4 + i))
     kmap = KeyframeMap.create(path, fe.fingerprint, fe.descriptor_dim)
     for start in range(0, len(kfs), 500):
         kmap.append_many(kfs[start:start + 500])
@@ -75,6 +77,7 @@ def main() -> None:
     p.add_argument("--real", type=int, default=300, help="real DVF keyframes among them")
     p.add_argument("--size", default="320x240")
     p.add_argument("--queries", type=int, default=20)
+    p.add_argument("--condition", default="night", choices=("night", "day", "fog"), help="query condition")
     p.add_argument("--exhaustive", type=int, default=0, help="queries also ranked exhaustively")
     p.add_argument("--model", default="")
     p.add_argument("--device", default="cpu")
@@ -96,7 +99,7 @@ def main() -> None:
         t0 = time.perf_counter()
         engine = RelocalizationEngine.from_config(cfg, map_mode="localize", extractor=fe)
         load_s = time.perf_counter() - t0
-        queries = [_resize(render(streets[i % len(streets)], (i // len(streets)) * 3.7 + 0.5, "night", rng), size)
+        queries = [_resize(render(streets[i % len(streets)], (i // len(streets)) * 3.7 + 0.5, args.condition, rng), size)
                    for i in range(args.queries)]
         engine.relocalize(queries[0], 0.0)  # warm-up
         stages: dict[str, list[float]] = {}
@@ -104,7 +107,7 @@ def main() -> None:
             r = engine.relocalize(q, 0.0)
             for k, v in r.timings_ms.items():
                 stages.setdefault(k, []).append(v)
-        out = {"keyframes": args.keyframes, "real_keyframes": real, "size": args.size, "device": args.device,
+        out = {"keyframes": args.keyframes, "query_condition": args.condition, "real_keyframes": real, "size": args.size, "device": args.device,
                "model": fe.source, "threads": torch.get_num_threads(), "map_load_s": round(load_s, 3),
                "map_file_bytes_per_keyframe": path.stat().st_size // args.keyframes,
                "keyframe_build_ms": round(build_ms, 1),
