@@ -59,6 +59,24 @@ def check_csv_header(path: Path, required: tuple[str, ...]) -> dict[str, int]:
     return {name: names.index(name) for name in required}
 
 
+def _csv_rows(path: Path, columns: tuple[str, ...],
+              problems: ProblemLog) -> Iterator[tuple[int, list[str], dict[str, int]]]:
+    """(line number, row, column index) for every non-blank data row with enough columns; short
+    rows are reported and skipped. The header is checked first."""
+    index = check_csv_header(path, columns)
+    width = max(index.values()) + 1
+    with path.open(newline="") as f:
+        rows = csv.reader(f)
+        next(rows, None)
+        for number, row in enumerate(rows, start=2):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < width:
+                problems.add(path, number, f"expected {len(columns)} columns, got {len(row)}")
+                continue
+            yield number, row, index
+
+
 def check_ins_file(path: Path) -> None:
     """Fail early (before any conversion work) when the file or its header is wrong."""
     if not path.is_file():
@@ -69,33 +87,23 @@ def check_ins_file(path: Path) -> None:
 def read_ins(path: Path, problems: ProblemLog) -> Iterator[InsRow]:
     """INS rows in file order; rows with wrong column counts, non-numbers, non-finite values or
     timestamps that do not increase are reported and skipped."""
-    index = check_csv_header(path, INS_COLUMNS)
-    width = max(index.values()) + 1
     last = None
-    with path.open(newline="") as f:
-        rows = csv.reader(f)
-        next(rows, None)
-        for number, row in enumerate(rows, start=2):
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) < width:
-                problems.add(path, number, f"expected {len(INS_COLUMNS)} columns, got {len(row)}")
-                continue
-            try:
-                stamp = int(row[index["timestamp"]])
-                values = {name: float(row[index[name]]) for name in _INS_FLOATS}
-            except ValueError as exc:
-                problems.add(path, number, f"not a number ({exc})")
-                continue
-            if not all(math.isfinite(v) for v in values.values()):
-                problems.add(path, number, "non-finite value")
-                continue
-            if last is not None and stamp <= last:
-                problems.add(path, number, f"timestamp {stamp} is not after {last}")
-                continue
-            last = stamp
-            yield InsRow(stamp_us=stamp, status=row[index["ins_status"]].strip(),
-                         utm_zone=row[index["utm_zone"]].strip(), line=number, **values)
+    for number, row, index in _csv_rows(path, INS_COLUMNS, problems):
+        try:
+            stamp = int(row[index["timestamp"]])
+            values = {name: float(row[index[name]]) for name in _INS_FLOATS}
+        except ValueError as exc:
+            problems.add(path, number, f"not a number ({exc})")
+            continue
+        if not all(math.isfinite(v) for v in values.values()):
+            problems.add(path, number, "non-finite value")
+            continue
+        if last is not None and stamp <= last:
+            problems.add(path, number, f"timestamp {stamp} is not after {last}")
+            continue
+        last = stamp
+        yield InsRow(stamp_us=stamp, status=row[index["ins_status"]].strip(),
+                     utm_zone=row[index["utm_zone"]].strip(), line=number, **values)
 
 
 @dataclass
@@ -109,31 +117,21 @@ def read_vo(path: Path, problems: ProblemLog) -> Iterator[VoPose]:
     """Chain relative VO rows as the SDK does: abs = abs_prev · SE3(x y z roll pitch yaw), stamped
     with the row's source timestamp. A skipped row would break the chain, so later poses keep
     going from the last good one (and the skip is reported)."""
-    index = check_csv_header(path, VO_COLUMNS)
-    width = max(index.values()) + 1
     pose = np.eye(4)
     last = None
-    with path.open(newline="") as f:
-        rows = csv.reader(f)
-        next(rows, None)
-        for number, row in enumerate(rows, start=2):
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) < width:
-                problems.add(path, number, f"expected {len(VO_COLUMNS)} columns, got {len(row)}")
-                continue
-            try:
-                stamp = int(row[index["source_timestamp"]])
-                motion = [float(row[index[c]]) for c in VO_COLUMNS[2:]]
-            except ValueError as exc:
-                problems.add(path, number, f"not a number ({exc})")
-                continue
-            if not all(math.isfinite(v) for v in motion):
-                problems.add(path, number, "non-finite value")
-                continue
-            if last is not None and stamp <= last:
-                problems.add(path, number, f"timestamp {stamp} is not after {last}")
-                continue
-            last = stamp
-            pose = pose @ se3_from_xyzrpy(motion)
-            yield VoPose(stamp, pose.copy(), number)
+    for number, row, index in _csv_rows(path, VO_COLUMNS, problems):
+        try:
+            stamp = int(row[index["source_timestamp"]])
+            motion = [float(row[index[c]]) for c in VO_COLUMNS[2:]]
+        except ValueError as exc:
+            problems.add(path, number, f"not a number ({exc})")
+            continue
+        if not all(math.isfinite(v) for v in motion):
+            problems.add(path, number, "non-finite value")
+            continue
+        if last is not None and stamp <= last:
+            problems.add(path, number, f"timestamp {stamp} is not after {last}")
+            continue
+        last = stamp
+        pose = pose @ se3_from_xyzrpy(motion)
+        yield VoPose(stamp, pose.copy(), number)
