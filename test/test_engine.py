@@ -57,6 +57,7 @@ def test_map_is_read_back_by_a_localize_engine(tmp_path):
     ids, positions, _ = engine.keyframe_poses()
     assert list(ids) == [1, 2] and positions[1][0] == 100
     assert engine.keyframe_thumbnail(1).shape[2] == 3
+    assert engine.keyframe_image_size(1) == (512, 512)
     with pytest.raises(DejavuError, match="map opened for writing"):
         engine.add_frame(triplet("anchor_1"), 2.0, [0, 0, 0], IDENTITY)
 

@@ -312,6 +312,9 @@ class FakeEngine:
     def keyframe_thumbnail(self, keyframe_id):
         return np.full((30, 40, 3), 100, dtype=np.uint8)
 
+    def keyframe_image_size(self, keyframe_id):
+        return (40, 30)
+
     def close(self):
         self.closed = True
 

@@ -309,6 +309,15 @@ class KeyframeMap:
             raise KeyframeNotFoundError(f"{self._path}: no keyframe with id {kf_id}")
         return bytes(row[0])
 
+    def load_image_size(self, kf_id: int) -> tuple[int, int]:
+        """(width, height) of the image the keyframe's pixel coordinates refer to (no blobs read)."""
+        with self._locked("read"):
+            row = self._connection().execute("SELECT image_width, image_height FROM keyframes WHERE id = ?",
+                                             (int(kf_id),)).fetchone()
+        if row is None:
+            raise KeyframeNotFoundError(f"{self._path}: no keyframe with id {kf_id}")
+        return int(row[0]), int(row[1])
+
     # --- checks and summary ----------------------------------------------------------------------
 
     def integrity_check(self, max_errors: int = 10) -> str:

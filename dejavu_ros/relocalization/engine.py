@@ -125,6 +125,11 @@ class RelocalizationEngine:
         with self._lock:
             return decode_thumbnail(self.map.load_thumbnail(int(keyframe_id))) if self.map else None
 
+    def keyframe_image_size(self, keyframe_id: int) -> tuple[int, int] | None:
+        """(width, height) the keyframe's corners refer to (the debug view scales its thumbnail by it)."""
+        with self._lock:
+            return self.map.load_image_size(int(keyframe_id)) if self.map else None
+
     def update_config(self, cfg: DejavuConfig) -> None:
         """Apply run-time-safe changes (thresholds, K, M, direction)."""
         with self._lock:

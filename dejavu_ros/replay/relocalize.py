@@ -54,7 +54,7 @@ class ResultsBag:
             best = result.verification.keyframe_id if result.verification else (
                 result.candidates[0].keyframe_id if result.candidates else None)
             thumb = self.engine.keyframe_thumbnail(best) if best is not None else None
-            kf_size = self.engine.map.get(best).image_size if best is not None else None
+            kf_size = self.engine.keyframe_image_size(best) if best is not None else None
             view = render_debug_image(rgb, result, thumb, kf_size)
             self.writer.write(f"{RESULTS_PREFIX}/debug_image", stamp_ns, image_msg(self.mt, view, stamp_ns,
                                                                                     camera_frame))

@@ -74,8 +74,7 @@ class ResultPublisher:
         thumb, size = (None, None)
         if best is not None:
             thumb = self._thumbnail(engine, best.keyframe_id)
-            size_of = getattr(engine, "keyframe_image_size", None)
-            size = size_of(best.keyframe_id) if size_of is not None else None
+            size = engine.keyframe_image_size(best.keyframe_id)
         return render_debug_image(rgb, result, thumb, size)
 
     def _thumbnail(self, engine: Any, keyframe_id: int) -> np.ndarray | None:
