@@ -6,7 +6,8 @@ import torch
 from dejavu_ros.errors import DejavuError
 from dejavu_ros.features.dvf import DVF, MIN_SIDE, DVFConfig, parameter_count
 from dejavu_ros.features.extractor import FeatureExtractor, resolve_device
-from dejavu_ros.features.preprocess import ImageError, to_tensor
+from dejavu_ros.features.preprocess import EXPOSURE_TARGET_MEAN, ImageError, equalise_exposure, to_tensor
+from dejavu_ros.training.augment import scale_input
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -71,6 +72,34 @@ def test_max_scaling_stretches_dark_images_like_the_authors():
     assert float(t.max()) == pytest.approx(1.0)
     assert float(to_tensor(dark, "fixed").max()) == pytest.approx(80 / 255)
     assert float(to_tensor(np.zeros((4, 4, 3), np.uint8), "max").max()) == 0.0
+
+
+def test_exposure_scaling_lifts_dark_frames_and_leaves_bright_ones():
+    rng = np.random.default_rng(0)
+    night = rng.integers(0, 60, (32, 48, 3)).astype(np.uint8)
+    night[0, 0] = 255  # a street lamp: max scaling alone cannot stretch this frame
+    assert float(to_tensor(night, "max").mean()) < 0.15
+    lifted = to_tensor(night, "exposure")
+    assert float(lifted.mean()) == pytest.approx(EXPOSURE_TARGET_MEAN, abs=0.08)
+    flat = lifted.flatten().argsort()  # a tone curve: the order of intensities is kept
+    assert torch.equal(to_tensor(night, "max").flatten()[flat].diff().sign().clamp(min=0),
+                       lifted.flatten()[flat].diff().sign().clamp(min=0))
+    day = rng.integers(90, 255, (32, 48, 3)).astype(np.uint8)
+    assert torch.equal(to_tensor(day, "exposure"), to_tensor(day, "max"))
+    assert float(to_tensor(np.zeros((4, 4, 3), np.uint8), "exposure").max()) == 0.0
+    with pytest.raises(ValueError, match="unknown scaling 'auto'"):
+        to_tensor(day, "auto")
+
+
+@pytest.mark.parametrize("scaling", ["max", "exposure", "fixed"])
+def test_training_and_inference_scale_an_image_the_same_way(scaling):
+    """The trainer works on float crops in [0, 1], the node on uint8 frames: same tones either way."""
+    rng = np.random.default_rng(1)
+    image = (rng.integers(0, 70, (16, 20, 3)) + np.arange(20)[None, :, None]).astype(np.uint8)
+    trained = scale_input(image.astype(np.float32) / 255.0, scaling)
+    served = to_tensor(image, scaling)[0].permute(1, 2, 0).numpy()
+    assert np.allclose(trained, served, atol=1e-5) and trained.dtype == np.float32
+    assert np.allclose(equalise_exposure(torch.from_numpy(trained)).numpy(), equalise_exposure(trained), atol=1e-6)
 
 
 def test_grayscale_is_replicated_and_bad_arrays_are_refused():

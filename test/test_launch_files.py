@@ -83,3 +83,26 @@ def test_rviz_config_is_valid_and_shows_the_outputs():
     markers = by_topic["relocalizer/map_markers"]["Topic"]
     assert markers["Durability Policy"] == "Transient Local"  # the node latches the map markers
     assert all(d["Class"].startswith("rviz_default_plugins/") for d in displays.values())
+
+
+def test_package_xml_declares_what_the_code_uses():
+    """rosdep installs from package.xml: every ROS package the code imports or names must be there."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REPO / "package.xml").getroot()
+    assert root.get("format") == "3" and root.findtext("name") == "dejavu_ros"
+    assert f'version="{root.findtext("version")}"' in (REPO / "setup.py").read_text()
+    assert root.find("export/build_type").text == "ament_python"
+    exec_depends = {e.text for e in root.findall("exec_depend")}
+    used = set()
+    node_code = [*(REPO / "dejavu_ros" / "ros").glob("*.py"),  # the node and what it builds messages with
+                 *(REPO / "dejavu_ros" / "io" / name for name in ("messages.py", "images.py", "camera_info.py"))]
+    for path in node_code:
+        text = path.read_text()
+        used |= set(re.findall(r'"(\w+)/(?:msg|srv)/\w+"', text)) - {"pkg"}  # minus the docstring's example
+        used |= set(re.findall(r"^\s*(?:from|import) (rclpy|rcl_interfaces|std_srvs|\w+_msgs)\b", text, re.M))
+    for path in (REPO / "launch").glob("*.py"):
+        used |= set(re.findall(r"^\s*from (launch_ros|launch|ament_index_python)\b", path.read_text(), re.M))
+    assert {"rclpy", "sensor_msgs", "geometry_msgs", "std_srvs", "launch_ros"} <= used  # the scan works
+    assert used <= exec_depends, f"used but not declared: {sorted(used - exec_depends)}"

@@ -2,8 +2,8 @@
 
 The first part tests the node's pure-Python helpers (frame slot and worker, pose pairing,
 diagnostics, parameter rules) and runs everywhere. The second part starts the real node
-in-process with a fake engine and talks to it over ROS topics and services; it needs rclpy and
-is skipped without a ROS 2 install.
+in-process (test/ros_harness.py) and talks to it over ROS topics and services; it needs rclpy
+and is skipped without a ROS 2 install.
 """
 from __future__ import annotations
 
@@ -17,21 +17,12 @@ import pytest
 from dejavu_ros.config import DejavuConfig, specs
 from dejavu_ros.errors import DejavuError
 from dejavu_ros.io.messages import ERROR, OK, WARN
-from dejavu_ros.relocalization.result import Candidate, PoseEstimate, RelocalizationResult, Verification
 from dejavu_ros.ros.health import NodeState, assess
 from dejavu_ros.ros.parameters import check_changes, descriptor_fields, unknown_overrides
 from dejavu_ros.ros.pose_buffer import PoseBuffer, StampedPose, covariance_6x6
 from dejavu_ros.ros.worker import LatestFrameWorker
 from dejavu_ros.schema import ConfigError
-
-
-def wait_for(predicate, timeout_s: float = 5.0, period_s: float = 0.005) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(period_s)
-    return predicate()
+from ros_harness import harness, ns, ros, wait_for  # noqa: F401 (fixtures)
 
 
 # --- worker -------------------------------------------------------------------------------------
@@ -248,178 +239,8 @@ def test_unknown_overrides_are_found():
 
 
 # =================================================================================================
-# In-process node tests (need rclpy)
+# In-process node tests (need rclpy; the harness and the fake engine are in ros_harness.py)
 # =================================================================================================
-
-class FakeEngine:
-    """Stands in for RelocalizationEngine: a fixed 5-keyframe map, answers after ``delay_s``."""
-
-    def __init__(self, cfg: DejavuConfig, delay_s: float = 0.0):
-        self.cfg = cfg
-        self.delay_s = delay_s
-        self.positions = np.array([[float(i), 2.0 * i, 0.0] for i in range(5)])
-        self.orientations = np.tile([0.0, 0.0, 0.0, 1.0], (5, 1))
-        self.stamps: list[float] = []
-        self.added: list = []
-        self.configs: list[DejavuConfig] = []
-        self.saved = 0
-        self.reloaded = 0
-        self.closed = False
-        self.device = "cpu"
-        self.fingerprint = "f00dfeed"
-
-    @property
-    def map_size(self) -> int:
-        return len(self.positions)
-
-    def relocalize(self, rgb, stamp, camera=None) -> RelocalizationResult:
-        assert rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
-        time.sleep(self.delay_s)
-        self.stamps.append(stamp)
-        candidates = [Candidate(keyframe_id=i, rank=r, shortlist_score=0.9 - 0.1 * r, cx_score=0.8 - 0.1 * r,
-                                position=self.positions[i], orientation=self.orientations[i],
-                                inliers=30 if r == 0 else 0) for r, i in enumerate((3, 1, 4))]
-        xy = np.array([[10.0, 12.0], [40.0, 30.0], [70.0, 50.0]])
-        verification = Verification(keyframe_id=3, query_xy=xy, map_xy=xy + 1.0,
-                                    scores=np.array([0.9, 0.8, 0.7]), num_matches=6, inlier_ratio=0.5,
-                                    model="essential", matrix=np.eye(3), accepted=True)
-        pose = PoseEstimate(position=self.positions[3] + 0.5, orientation=self.orientations[3],
-                            covariance=np.eye(6) * 0.1, source="keyframe", inliers=3)
-        return RelocalizationResult(stamp=stamp, image_size=(rgb.shape[1], rgb.shape[0]),
-                                    status="relocalized", candidates=candidates, verification=verification,
-                                    pose=pose, timings_ms={"total": self.delay_s * 1e3})
-
-    def add_frame(self, rgb, stamp, position, orientation, covariance=None, camera=None, depth=None,
-                  source=""):
-        self.added.append((stamp, np.asarray(position), source))
-        self.positions = np.vstack([self.positions, position])
-        self.orientations = np.vstack([self.orientations, orientation])
-        return True, "moved", len(self.positions) - 1
-
-    def update_config(self, cfg):
-        self.configs.append(cfg)
-
-    def save_map(self):
-        self.saved += 1
-        return "/tmp/fake_map.db"
-
-    def reload_map(self):
-        self.reloaded += 1
-
-    def keyframe_poses(self):
-        return np.arange(len(self.positions)), self.positions, self.orientations
-
-    def keyframe_thumbnail(self, keyframe_id):
-        return np.full((30, 40, 3), 100, dtype=np.uint8)
-
-    def keyframe_image_size(self, keyframe_id):
-        return (40, 30)
-
-    def close(self):
-        self.closed = True
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy = pytest.importorskip("rclpy")
-    rclpy.init()
-    yield rclpy
-    rclpy.try_shutdown()
-
-
-class Harness:
-    """The node under test plus a probe node, spun by a multi-threaded executor on a thread."""
-
-    def __init__(self, rclpy, overrides: dict, delay_s: float = 0.0, probe_reliable: bool = False):
-        from rclpy.executors import MultiThreadedExecutor
-        from rclpy.parameter import Parameter
-        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
-        from dejavu_ros.ros.relocalizer_node import RelocalizerNode
-
-        values = {"node.map_path": "/tmp/fake_map.db", **overrides}
-        params = [Parameter(k, value=v) for k, v in values.items()]
-        self.engine = None
-
-        def factory(cfg):
-            self.engine = FakeEngine(cfg, delay_s)
-            return self.engine
-
-        self.node = RelocalizerNode(engine_factory=factory, parameter_overrides=params)
-        self.probe = rclpy.create_node("relocalizer_probe")
-        from geometry_msgs.msg import PoseArray, PoseWithCovarianceStamped
-        from sensor_msgs.msg import Image, PointCloud2
-        from diagnostic_msgs.msg import DiagnosticArray
-
-        self.received: dict[str, list] = {k: [] for k in ("candidates", "pose", "matches", "scores", "diag")}
-        for key, msg_type, topic in (("candidates", PoseArray, "/relocalizer/candidates"),
-                                     ("pose", PoseWithCovarianceStamped, "/relocalizer/pose"),
-                                     ("matches", PointCloud2, "/relocalizer/matches"),
-                                     ("scores", PointCloud2, "/relocalizer/candidate_scores"),
-                                     ("diag", DiagnosticArray, "/diagnostics")):
-            self.probe.create_subscription(msg_type, topic, self.received[key].append, 50)
-        qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE) if probe_reliable \
-            else qos_profile_sensor_data
-        self.image_pub = self.probe.create_publisher(Image, "image", qos)
-        self.Image = Image
-        self.executor = MultiThreadedExecutor(num_threads=4)
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.probe)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def image(self, stamp_ns: int, width: int = 64, height: int = 48):
-        msg = self.Image()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-        msg.header.frame_id = "camera_optical"
-        msg.height, msg.width, msg.encoding, msg.step = height, width, "rgb8", 3 * width
-        msg.data = np.random.default_rng(stamp_ns % 1000).integers(0, 256, height * width * 3,
-                                                                   dtype=np.uint8).tobytes()
-        return msg
-
-    def publish_until(self, stamp_ns: int, key: str = "candidates", timeout_s: float = 10.0) -> bool:
-        """Discovery takes a moment: republish the same image until its result shows up."""
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            self.image_pub.publish(self.image(stamp_ns))
-            if wait_for(lambda: any(ns(m.header.stamp) == stamp_ns for m in self.received[key]), 0.2):
-                return True
-        return False
-
-    def call(self, service: str, timeout_s: float = 10.0):
-        from std_srvs.srv import Trigger
-
-        client = self.probe.create_client(Trigger, service)
-        assert client.wait_for_service(timeout_sec=timeout_s), f"{service} not available"
-        future = client.call_async(Trigger.Request())
-        assert wait_for(future.done, timeout_s), f"{service} did not answer"
-        return future.result()
-
-    def close(self):
-        self.node.shutdown()
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.probe.destroy_node()
-        self.thread.join(5.0)
-
-
-def ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
-@pytest.fixture
-def harness(ros, request):
-    opened = []
-
-    def make(overrides=None, **kw):
-        h = Harness(ros, overrides or {}, **kw)
-        opened.append(h)
-        return h
-
-    yield make
-    for h in opened:
-        h.close()
-
 
 @pytest.mark.ros
 @pytest.mark.parametrize("reliable", [False, True], ids=["sensor_data", "reliable"])
@@ -495,9 +316,10 @@ def test_a_flood_keeps_latency_bounded_and_counts_drops(harness):
     delay = 0.05
     h = harness({"node.reliable_qos": True}, delay_s=delay, probe_reliable=True)
     assert h.publish_until(1_000_000_000)
-    for i in range(200):
-        h.image_pub.publish(h.image(2_000_000_000 + i * 1_000_000))
-    assert wait_for(lambda: h.node.worker.stats().received >= 20, 10.0)
+    for i in range(100):  # 100 Hz for a second: five times what the engine manages
+        h.image_pub.publish(h.image(2_000_000_000 + i * 10_000_000))
+        time.sleep(0.01)
+    assert wait_for(lambda: h.node.worker.stats().received >= 50, 10.0)
     assert wait_for(lambda: not h.node.worker.stats().busy and not h.node.worker.stats().pending, 5.0)
     stats = h.node.worker.stats()
     assert stats.dropped > 0 and stats.processed < stats.received
@@ -528,3 +350,60 @@ def test_mapping_mode_pairs_images_with_odometry_and_commits_on_shutdown(harness
     h.node.shutdown()
     assert h.engine.saved == 1 and h.engine.closed
     h.node.shutdown = lambda: None  # already done; the fixture calls it again
+
+
+@pytest.mark.ros
+def test_map_markers_are_latched_and_the_debug_image_is_built_only_on_demand(harness):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from visualization_msgs.msg import MarkerArray
+
+    h = harness()
+    assert h.publish_until(3_000_000_000)
+    assert not h.node.out.wants("debug_image")  # nobody asked: the node did not render one
+    late: list = []  # rviz started after the node: the keyframe markers must still reach it
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    h.probe.create_subscription(MarkerArray, "/relocalizer/map_markers", late.append, latched)
+    assert wait_for(lambda: late, 10.0), "no latched map markers"
+    by_ns = {m.ns: m for m in late[-1].markers}
+    assert len(by_ns["keyframes"].points) == 5 and by_ns["keyframes"].header.frame_id == "map"
+    assert by_ns["keyframes"].points[4].y == pytest.approx(8.0)
+
+    debug: list = []
+    h.probe.create_subscription(Image, "/relocalizer/debug_image", debug.append, 10)
+    assert wait_for(lambda: h.node.out.wants("debug_image"), 10.0)
+    stamp = 4_000_000_000
+    end = time.monotonic() + 10.0
+    while not any(ns(m.header.stamp) == stamp for m in debug) and time.monotonic() < end:
+        h.image_pub.publish(h.image(stamp))
+        time.sleep(0.1)
+    view = next(m for m in debug if ns(m.header.stamp) == stamp)
+    assert view.encoding == "rgb8" and view.width > 64  # the query and the keyframe side by side
+    # the candidates of this frame are highlighted in a marker of their own
+    assert wait_for(lambda: any(m.ns == "candidates" and len(m.points) == 3 for m in late[-1].markers), 5.0)
+
+
+@pytest.mark.ros
+def test_compressed_transport_decodes_jpeg(harness):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    h = harness({"node.image_transport": "compressed"})
+    assert h.node.image_topic.endswith("image/compressed")
+    pub = h.probe.create_publisher(CompressedImage, "image/compressed", 10)
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    msg = CompressedImage(format="rgb8; jpeg compressed bgr8")
+    msg.header.stamp.sec, msg.header.frame_id = 9, "camera_optical"
+    msg.data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    end = time.monotonic() + 10.0
+    while not h.engine.stamps and time.monotonic() < end:
+        pub.publish(msg)
+        time.sleep(0.1)
+    assert h.engine.stamps and h.engine.stamps[0] == pytest.approx(9.0)
+    corrupt = CompressedImage(format="jpeg", data=b"\xff\xd8 not really a jpeg")
+    corrupt.header.stamp.sec = 10
+    pub.publish(corrupt)
+    assert wait_for(lambda: h.node.worker.stats().errors >= 1, 5.0)
+    assert "image/compressed" in h.node._status["last_error"]  # names the topic
+    pub.publish(msg)  # and the node keeps going
+    assert wait_for(lambda: len(h.engine.stamps) >= 2 and h.node._status["last_error"] == "", 5.0)

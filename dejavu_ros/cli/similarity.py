@@ -1,6 +1,7 @@
 """`dejavu-ros similarity IMG [IMG ...]`: the contextual-similarity matrix of some images.
 
-Defaults reproduce the authors' demo: per-image max scaling, resize to 256×256 (bilinear,
+Defaults reproduce the authors' demo: the model's input scaling (per-image max for the authors'
+weights; the shipped model adds its exposure lift), resize to 256×256 (bilinear,
 align_corners=True), DVF, features downsampled ×4 the same way, symmetric CX with offset 1.0
 and bandwidth 0.5. Row i, column j is CX(source = image i, target = image j).
 """

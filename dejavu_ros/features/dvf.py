@@ -21,6 +21,8 @@ from torch import nn
 MIN_SIDE = 128
 #: pooling windows of the pyramid, largest first (the order of ``DVF.spp``)
 SPP_KERNELS = (32, 16, 8, 4)
+#: input conventions a model can be trained with: "max" (the authors'), "exposure", "fixed"
+SCALINGS = ("max", "exposure", "fixed")
 
 
 @dataclass
@@ -29,7 +31,7 @@ class DVFConfig:
 
     descriptor_dim: int = 10
     normalize: bool = True  # L2-normalise descriptors over channels
-    scaling: str = "max"  # "max": divide each image by its own maximum (authors); "fixed": /255
+    scaling: str = "max"  # one of SCALINGS (features.preprocess.to_tensor says what each does)
     stem_width: int = 32
     raw_width: int = 64  # layer2 output, concatenated as "raw"
     deep_width: int = 128  # layer3/layer4 output, concatenated as "deep"
@@ -43,8 +45,8 @@ class DVFConfig:
             raise ValueError(f"DVFConfig.blocks must be 4 positive counts, got {self.blocks}")
         if self.descriptor_dim < 1:
             raise ValueError(f"DVFConfig.descriptor_dim must be ≥ 1, got {self.descriptor_dim}")
-        if self.scaling not in ("max", "fixed"):
-            raise ValueError(f"DVFConfig.scaling must be 'max' or 'fixed', got {self.scaling!r}")
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"DVFConfig.scaling must be one of {SCALINGS}, got {self.scaling!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

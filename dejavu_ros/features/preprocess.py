@@ -2,6 +2,10 @@
 
 The authors divide each image by its own maximum instead of a fixed 255: a dark night frame is
 stretched towards the day frame's range before the network sees it. No mean/std normalisation.
+A night street lit by lamps keeps its maximum near white, so that stretch does nothing for it;
+``exposure`` adds a global gamma (≤ 1) that lifts an under-exposed frame's mean to mid-grey: one
+number per image, the order of intensities is kept, only the tone curve changes; frames already
+bright enough are left alone.
 """
 from __future__ import annotations
 
@@ -10,7 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DejavuError
-from .dvf import MIN_SIDE
+from .dvf import MIN_SIDE, SCALINGS
+
+#: ``exposure`` scaling: the mean a dark frame is lifted to, and the gamma range (≤ 1: never darken)
+EXPOSURE_TARGET_MEAN = 0.5
+EXPOSURE_GAMMA_RANGE = (0.25, 1.0)
 
 
 class ImageError(DejavuError):
@@ -36,22 +44,39 @@ def check_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
     return image
 
 
+def equalise_exposure(image, target: float = EXPOSURE_TARGET_MEAN):
+    """One image in [0, 1] (numpy or torch) → ``image ** gamma`` whose mean is close to ``target``.
+
+    gamma = log(target) / log(mean), limited to EXPOSURE_GAMMA_RANGE: a nearly black frame is not
+    blown up into noise and a bright frame is not darkened. Training and inference both call
+    this, so a model sees the same tones in both.
+    """
+    mean = float(image.mean())
+    if not 0.0 < mean < 1.0:
+        return image
+    low, high = EXPOSURE_GAMMA_RANGE
+    gamma = float(min(max(np.log(target) / np.log(mean), low), high))  # a Python float keeps float32
+    return image.clip(0.0, 1.0) ** gamma
+
+
 def to_tensor(image: np.ndarray, scaling: str = "max") -> torch.Tensor:
     """H×W×3 array → 1×3×H×W float32 in [0, 1].
 
     ``scaling="max"`` divides by the image's own maximum when that exceeds 1 (the authors'
-    convention; a black frame stays black); ``"fixed"`` divides 8-bit data by 255.
+    convention; a black frame stays black); ``"exposure"`` does the same, then
+    :func:`equalise_exposure`; ``"fixed"`` divides 8-bit data by 255.
     """
+    if scaling not in SCALINGS:
+        raise ValueError(f"unknown scaling {scaling!r} (expected one of {SCALINGS})")
     image = check_rgb(image)
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
-    if scaling == "max":
-        peak = tensor.max()
-        if peak > 1:
-            tensor = tensor / peak
-    elif scaling == "fixed":
-        tensor = tensor / (65535.0 if image.dtype == np.uint16 else 255.0)
-    else:
-        raise ValueError(f"unknown scaling {scaling!r} (expected 'max' or 'fixed')")
+    if scaling == "fixed":
+        return (tensor / (65535.0 if image.dtype == np.uint16 else 255.0))[None]
+    peak = tensor.max()
+    if peak > 1:
+        tensor = tensor / peak
+    if scaling == "exposure":
+        tensor = equalise_exposure(tensor)
     return tensor[None]
 
 

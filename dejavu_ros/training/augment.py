@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..features.preprocess import equalise_exposure
 from .config import AugmentSection
 
 
@@ -66,8 +67,10 @@ def photometric(image: np.ndarray, cfg: AugmentSection, rng: np.random.Generator
 
 def scale_input(image: np.ndarray, scaling: str) -> np.ndarray:
     """Apply the model's input convention to a float image in [0, 1] (see features.preprocess)."""
-    if scaling == "max":
+    if scaling in ("max", "exposure"):
         peak = float(image.max())
         if peak > 0:
-            return image / peak
+            image = image / peak
+    if scaling == "exposure":
+        image = equalise_exposure(image)
     return image

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from .. import schema
+from ..features.dvf import SCALINGS
 from ..schema import ConfigError, param
 
 
@@ -21,6 +22,10 @@ class ModelSection:
                          choices=("light", "full"))
     descriptor_dim: int = param(10, "Descriptor channels n (paper: 10)", low=1, high=256)
     init: str = param("", "Start from these weights (.safetensors) instead of random (ignored with --resume)")
+    scaling: str = param("max", "Input convention the model is trained with and keeps: max (the authors': divide by "
+                         "the image maximum), exposure (max, then a gamma to a mid-grey mean), fixed (/255); "
+                         "also applied to --model.init weights (ignored with --resume)",
+                         choices=SCALINGS)
 
 
 @dataclass

@@ -75,8 +75,10 @@ def build_model(cfg: TrainConfig) -> DVF:
     dim = cfg.model.descriptor_dim
     arch = DVFConfig.light(dim) if cfg.model.variant == "light" else DVFConfig(descriptor_dim=dim)
     torch.manual_seed(cfg.optim.seed)
+    arch.scaling = cfg.model.scaling
     if cfg.model.init:
         model, _ = load_checkpoint(cfg.model.init)
+        model.cfg.scaling = cfg.model.scaling  # fine-tuning may change the input convention
         return model
     return DVF(arch)
 
