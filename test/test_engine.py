@@ -39,8 +39,9 @@ def test_same_condition_query_ranks_the_same_place_first(tmp_path):
         print(name, [(c.keyframe_id, round(c.cx_score, 4)) for c in r.candidates])
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped CPU model does not yet rank the night positives of this RobotCar "
-                   "street above the other day place (see models/README.md); strict: passing makes this fail")
+@pytest.mark.xfail(strict=True, reason="the shipped CPU model (no RobotCar night in its training data) does not rank "
+                   "the night positives of this street above the other day place; a low-light augmentation run "
+                   "moved it to the boundary but cost recall elsewhere (models/README.md); strict: passing fails")
 def test_night_queries_rank_the_day_anchor_first_with_the_default_model(tmp_path):
     engine = robotcar_map(tmp_path, trained_extractor())
     for name in ("positive_0", "positive_1"):

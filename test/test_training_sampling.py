@@ -1,11 +1,12 @@
-"""Triplet composition as DESIGN.md: roles, conditions, negative distance, consecutive frames."""
+"""Triplet composition as DESIGN.md: roles, conditions, negative distance, consecutive frames; night augmentation."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from dejavu_ros import schema
-from dejavu_ros.training.config import TrainConfig
+from dejavu_ros.training.augment import photometric, simulate_low_light
+from dejavu_ros.training.config import AugmentSection, TrainConfig
 from dejavu_ros.training.manifest import ManifestError
 from dejavu_ros.training.sampling import TripletDataset, TripletSampler
 from test_training_helpers import write_route
@@ -64,3 +65,23 @@ def test_dataset_items_and_shared_crop(tmp_path):
     assert np.allclose(item["images"][0].numpy(), item["images"][2].numpy())
     again = ds[3]
     assert np.array_equal(item["images"].numpy(), again["images"].numpy())  # reproducible per (epoch, index)
+
+
+def test_low_light_simulation_looks_like_a_night_frame():
+    rng = np.random.default_rng(0)
+    grey = np.full((64, 96, 3), 0.6, np.float32)
+    night = simulate_low_light(grey, rng)
+    assert night.dtype == np.float32 and night.shape == grey.shape
+    assert np.allclose(night * 255, np.round(night * 255), atol=1e-4)  # stored with 8-bit levels
+    assert night.mean() < 0.25 * grey.mean()
+    assert night[:8].mean() <= night[-8:].mean() + 0.01  # less light towards the top (no sky light)
+    assert night[..., 0].mean() >= night[..., 2].mean()  # warm lamps: never bluer than neutral
+    assert night.std() > 0  # sensor noise
+    again = simulate_low_light(grey, np.random.default_rng(0))
+    assert np.array_equal(night, again)  # the training seed reproduces it
+    cfg = AugmentSection(gamma=[1.0, 1.0], darken=[1.0, 1.0], noise_std=0.0, colour_temperature=0.0,
+                         blur_sigma=0.0, low_light=1.0)
+    assert photometric((grey * 255).astype(np.uint8), cfg, np.random.default_rng(1)).mean() < 0.2
+    cfg.low_light = 0.0
+    assert photometric((grey * 255).astype(np.uint8), cfg, np.random.default_rng(1)).mean() == pytest.approx(
+        153 / 255, abs=1e-6)

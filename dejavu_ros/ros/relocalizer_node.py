@@ -7,6 +7,7 @@ thread, so a slow engine drops frames instead of stalling the executor. See the 
 """
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any, Callable
@@ -295,6 +296,9 @@ def main(args: list[str] | None = None) -> int:
         get_logger("relocalizer").fatal(str(exc))
         rc = 2
     finally:
+        # Ctrl-C in a terminal reaches the node twice (from the terminal and forwarded by ros2
+        # launch): ignore the second so the frame in progress finishes and the map is committed
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.shutdown()
             node.destroy_node()

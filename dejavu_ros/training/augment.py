@@ -2,7 +2,9 @@
 
 The photometric changes imitate what the network must become invariant to beyond the real
 seasonal pairs: exposure and gamma (dusk, night), colour temperature (sodium lamps, overcast),
-sensor noise and defocus. Each role image is augmented independently.
+sensor noise and defocus. Each role image is augmented independently. ``low_light`` goes further
+for night: the training sets hold little real night, and what makes a night frame hard after the
+exposure lift is what the lift amplifies (noise, lost 8-bit levels) and what lamps add.
 """
 from __future__ import annotations
 
@@ -62,7 +64,34 @@ def photometric(image: np.ndarray, cfg: AugmentSection, rng: np.random.Generator
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.3, cfg.blur_sigma)))
     if cfg.noise_std > 0 and rng.random() < 0.3:
         out = out + rng.normal(0.0, rng.uniform(0.0, cfg.noise_std), out.shape).astype(np.float32)
+    if cfg.low_light > 0 and rng.random() < cfg.low_light:
+        out = simulate_low_light(np.clip(out, 0.0, 1.0), rng)
     return np.clip(out, 0.0, 1.0)
+
+
+def simulate_low_light(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A float RGB frame in [0, 1] as a camera would record it at night (still in [0, 1], 8-bit levels).
+
+    The scene gets 3-20 % of the light, less towards the top (no sky light; headlights reach the
+    road), plus a few warm lamps that light their surroundings; photon (shot) noise grows with the
+    signal, read noise does not; the result is quantised to 8 bits as a camera stores it.
+    """
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    floor = float(rng.uniform(0.05, 0.4))
+    light = floor + (1.0 - floor) * (yy / max(h - 1, 1)) ** float(rng.uniform(0.5, 2.0))
+    lamps = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(0, 4))):
+        sigma = float(rng.uniform(2.0, 0.1 * max(h, w)))
+        lamps += float(rng.uniform(0.5, 3.0)) * np.exp(
+            -((yy - rng.uniform(0, h)) ** 2 + (xx - rng.uniform(0, w)) ** 2) / (2 * sigma ** 2))
+    warm = np.array([1.0, 0.8, 0.5], np.float32)
+    cast = warm ** float(rng.uniform(0.0, 1.0))  # sodium / halogen light over the whole scene
+    out = image * float(rng.uniform(0.03, 0.2)) * (light + lamps)[..., None] * cast
+    out = out + 0.3 * np.clip(lamps, 0.0, 1.0)[..., None] ** 4 * warm  # the lamp itself, near saturation
+    shot, read = float(rng.uniform(0.0005, 0.003)), float(rng.uniform(0.002, 0.01))
+    out = out + rng.normal(0.0, 1.0, out.shape).astype(np.float32) * np.sqrt(shot * np.clip(out, 0, None) + read ** 2)
+    return (np.round(np.clip(out, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
 
 
 def scale_input(image: np.ndarray, scaling: str) -> np.ndarray:

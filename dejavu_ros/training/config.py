@@ -58,6 +58,8 @@ class AugmentSection:
     blur_sigma: float = param(1.2, "Max Gaussian blur sigma in px (probability 0.2)", low=0.0, high=10.0)
     scale_jitter: float = param(0.1, "Random extra upscaling before the crop, up to this fraction", low=0.0,
                                 high=1.0)
+    low_light: float = param(0.0, "Probability of a simulated night exposure: 3-20 % of the light, shot and read "
+                             "noise, 8-bit quantisation, a few lamp glows", low=0.0, high=1.0)
 
 
 @dataclass
