@@ -84,12 +84,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--precision", default="fp32")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     size = tuple(int(v) for v in args.size.split("x"))
     rng = np.random.default_rng(0)
     cfg = DejavuConfig()
     cfg.features.model, cfg.features.device, cfg.features.precision = args.model, args.device, args.precision
+    cfg.features.threads = args.threads  # the extractor sets torch's thread count from this
     fe = FeatureExtractor.from_config(cfg.features)
     real = min(args.real, args.keyframes)
     with tempfile.TemporaryDirectory() as tmp:

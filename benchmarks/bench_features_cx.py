@@ -42,7 +42,7 @@ def main() -> None:
     models = {}
     if args.model or default_model_path().is_file():
         models["default"] = FeatureExtractor.from_config(FeatureConfig(model=args.model, device=args.device,
-                                                                       precision=args.precision))
+                                                                       precision=args.precision, threads=args.threads))
     models["light_random"] = FeatureExtractor(DVF(DVFConfig.light()), device=dev, precision=args.precision)
     models["paper_size_random"] = FeatureExtractor(DVF(DVFConfig()), device=dev, precision=args.precision)
     rng = np.random.default_rng(0)

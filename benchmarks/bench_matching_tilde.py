@@ -41,10 +41,10 @@ from dejavu_ros.resources import default_model_path  # noqa: E402
 DATA = REPO.parent / "shared" / "data" / "tilde_webcam"
 
 
-def load_extractor(model: str) -> tuple[FeatureExtractor, str]:
+def load_extractor(model: str, threads: int = 1) -> tuple[FeatureExtractor, str]:
     path = Path(model) if model else default_model_path()
     if path.is_file():
-        return FeatureExtractor.from_config(FeatureConfig(model=str(path), device="cpu")), str(path)
+        return FeatureExtractor.from_config(FeatureConfig(model=str(path), device="cpu", threads=threads)), str(path)
     return FeatureExtractor.random(seed=0), f"UNTRAINED network (random init, seed 0): {path} not found"
 
 
@@ -142,7 +142,7 @@ def main() -> int:
     scenes: dict[str, list[str]] = {}
     for row in rows:
         scenes.setdefault(row["scene"], []).append(row["file"])
-    extractor, source = load_extractor(args.model)
+    extractor, source = load_extractor(args.model, args.threads)
     cfg = MatchingConfig(max_corners=args.max_corners, ratio=args.ratio)
     report = {"model": source, "tolerance_px": args.tolerance, "matching": dataclasses.asdict(cfg),
               "scenes": {}}

@@ -50,6 +50,7 @@ def main() -> int:
     cfg.features.model = args.model
     cfg.engine.verify_top_m = 0
     cfg.keyframes.min_distance_m = 0.5
+    cfg.features.threads = args.threads  # the extractor sets torch's thread count from this
     fe = FeatureExtractor.from_config(cfg.features)
     places = range(args.first, args.first + args.count)
     out = {"model": fe.source, "map": f"summer {places.start}..{places.stop - 1}", "queries": "winter",

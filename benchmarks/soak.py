@@ -137,7 +137,7 @@ def run_soak(frames: int = 20_000, window: int = 1000, warmup: int = 1000, size=
     torch.set_num_threads(threads)
     workdir = tempfile.TemporaryDirectory(prefix="dejavu_soak_")
     cfg = soak_config(Path(workdir.name) / "soak_map.db", grid_max_side, verify_top_m, sequence_length)
-    extractor = (FeatureExtractor.from_config(FeatureConfig(model=model, device="cpu")) if model
+    extractor = (FeatureExtractor.from_config(FeatureConfig(model=model, device="cpu", threads=threads)) if model
                  else FeatureExtractor.random(seed=seed))
     build_map(cfg, extractor, keyframes, size, seed)
     pool = query_pool(keyframes, size, seed)

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         from ..features.config import FeatureConfig
         from ..features.extractor import FeatureExtractor
 
-        extractor = FeatureExtractor.from_config(FeatureConfig(model=args.model, device=args.device, max_side=0))
+        extractor = FeatureExtractor.from_config(FeatureConfig(model=args.model, device=args.device, max_side=0,
+                                                                threads=args.threads))
     settings = EvalSettings(methods=methods, min_height=args.min_height, max_side=args.max_side,
                             grid_max_side=args.grid_max_side, max_features=args.max_features,
                             positive_radius=args.positive_radius, ignore_radius=args.ignore_radius)
