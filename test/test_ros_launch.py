@@ -102,6 +102,7 @@ def image_msg(rgb: np.ndarray, stamp_ns: int):
 @pytest.mark.slow
 def test_relocalize_launch_answers_on_the_remapped_topics(installed, ros, tmp_path):
     from geometry_msgs.msg import PoseArray
+    from sensor_msgs.msg import Image
 
     cfg = DejavuConfig()
     cfg.node.map_path, cfg.features.device = str(tmp_path / "m.db"), "cpu"
@@ -115,7 +116,7 @@ def test_relocalize_launch_answers_on_the_remapped_topics(installed, ros, tmp_pa
     try:
         got: list = []
         run.probe.create_subscription(PoseArray, "/launchtest/relocalizer/candidates", got.append, 10)
-        pub = run.probe.create_publisher(type(image_msg(np.zeros((1, 1, 3), np.uint8), 0)), "/cam/image", 10)
+        pub = run.probe.create_publisher(Image, "/cam/image", 10)
         query = image_msg(robotcar("anchor_1"), 5_000_000_000)
 
         def answered():
@@ -135,12 +136,13 @@ def test_relocalize_launch_answers_on_the_remapped_topics(installed, ros, tmp_pa
 @pytest.mark.slow
 def test_build_map_launch_commits_the_map_on_ctrl_c(installed, ros, tmp_path):
     from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import Image
 
     map_path = tmp_path / "new.db"
     run = Launched(ros, "build_map.launch.py", f"map:={map_path}", "image:=/cam/image", "odom:=/cam/odom",
                    "device:=cpu", namespace="maptest")
     try:
-        image_pub = run.probe.create_publisher(type(image_msg(np.zeros((1, 1, 3), np.uint8), 0)), "/cam/image", 10)
+        image_pub = run.probe.create_publisher(Image, "/cam/image", 10)
         odom_pub = run.probe.create_publisher(Odometry, "/cam/odom", 50)
         frames = [robotcar("anchor_0"), robotcar("negative_0")]
         sent = 0
