@@ -3,7 +3,8 @@
 :class:`Harness` starts :class:`~dejavu_ros.ros.relocalizer_node.RelocalizerNode` next to a probe
 node on one multi-threaded executor; the probe publishes images and records what the node sends.
 :class:`FakeEngine` answers instantly with a fixed result so the adapter can be tested alone; the
-real engine is passed in by the tests that need it. Without rclpy the ``ros`` fixture skips.
+real engine is passed in by the tests that need it, with the two-keyframe RobotCar map of
+:func:`robotcar_map`. Without rclpy the ``ros`` fixture skips.
 """
 from __future__ import annotations
 
@@ -13,8 +14,46 @@ import time
 import numpy as np
 import pytest
 
+from dejavu_ros.cli.common import read_rgb
 from dejavu_ros.config import DejavuConfig
+from dejavu_ros.relocalization.engine import RelocalizationEngine
 from dejavu_ros.relocalization.result import Candidate, PoseEstimate, RelocalizationResult, Verification
+from dejavu_ros.resources import default_model_path
+
+from conftest import shared
+
+IDENTITY = [0.0, 0.0, 0.0, 1.0]
+
+
+def robotcar(name: str) -> np.ndarray:
+    return read_rgb(shared("robotcar_dejavu_triplets", f"image_{name}.png"))
+
+
+@pytest.fixture
+def robotcar_map(tmp_path) -> tuple[str, str]:
+    """(path, model fingerprint) of a map built with the shipped model: {day anchor at x = 0 (id 1),
+    another place at x = 100 (id 2)}."""
+    if not default_model_path().is_file():
+        pytest.skip("default model not shipped")
+    cfg = DejavuConfig()
+    cfg.node.map_path, cfg.features.device = str(tmp_path / "robotcar.db"), "cpu"
+    engine = RelocalizationEngine.from_config(cfg, map_mode="map")
+    assert engine.add_frame(robotcar("anchor_0"), 0.0, [0.0, 0.0, 0.0], IDENTITY)[0]
+    assert engine.add_frame(robotcar("negative_0"), 1.0, [100.0, 0.0, 0.0], IDENTITY)[0]
+    fingerprint = engine.fingerprint
+    engine.close()
+    return cfg.node.map_path, fingerprint
+
+
+def rgb_image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str = "camera_optical"):
+    """sensor_msgs/Image (rgb8) of an H×W×3 uint8 array."""
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=3 * rgb.shape[1])
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = frame_id
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg
 
 
 def wait_for(predicate, timeout_s: float = 5.0, period_s: float = 0.005) -> bool:
@@ -128,7 +167,8 @@ class Harness:
         from diagnostic_msgs.msg import DiagnosticArray
 
         self.received: dict[str, list] = {k: [] for k in ("candidates", "pose", "matches", "scores", "diag")}
-        self.arrivals: dict[str, list[tuple[int, float]]] = {k: [] for k in self.received}  # (stamp ns, monotonic)
+        # (stamp ns, monotonic time) of every message, kept even when the messages are not
+        self.arrivals: dict[str, list[tuple[int, float]]] = {k: [] for k in self.received}
         self.keep_messages = True  # a long soak keeps only the arrival times
         for key, msg_type, topic in (("candidates", PoseArray, "/relocalizer/candidates"),
                                      ("pose", PoseWithCovarianceStamped, "/relocalizer/pose"),
@@ -139,7 +179,6 @@ class Harness:
         qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE) if probe_reliable \
             else qos_profile_sensor_data
         self.image_pub = self.probe.create_publisher(Image, "image", qos)
-        self.Image = Image
         self.executor = MultiThreadedExecutor(num_threads=4)
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
@@ -155,13 +194,7 @@ class Harness:
         """An rgb8 Image: ``rgb`` if given, else noise seeded by the stamp."""
         if rgb is None:
             rgb = np.random.default_rng(stamp_ns % 1000).integers(0, 256, (height, width, 3), dtype=np.uint8)
-        msg = self.Image()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-        msg.header.frame_id = "camera_optical"
-        msg.height, msg.width = rgb.shape[:2]
-        msg.encoding, msg.step = "rgb8", 3 * rgb.shape[1]
-        msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
-        return msg
+        return rgb_image_msg(rgb, stamp_ns)
 
     def publish_until(self, stamp_ns: int, key: str = "candidates", timeout_s: float = 10.0,
                       rgb: np.ndarray | None = None) -> bool:

@@ -130,7 +130,8 @@ def test_sigkill_during_build_map_keeps_every_committed_keyframe(drive, tmp_path
                  "--model", str(model), "--no-debug-images"]) == 0
 
 
-MAPPER = """
+#: start of both child scripts: an engine config for the map given as the first argument
+CHILD_PRELUDE = """
 import sys
 import numpy as np
 import torch
@@ -142,6 +143,9 @@ from dejavu_ros.relocalization.engine import RelocalizationEngine
 cfg = DejavuConfig()
 cfg.features.device = "cpu"
 cfg.node.map_path = sys.argv[1]
+"""
+
+MAPPER = CHILD_PRELUDE + """
 start = float(sys.argv[2])
 engine = RelocalizationEngine.from_config(cfg, "map", FeatureExtractor.random(seed=0))
 rng = np.random.default_rng(int(start))
@@ -187,18 +191,8 @@ def _config(map_path: Path) -> DejavuConfig:
     return cfg
 
 
-READER = """
-import json, sys, time
-import numpy as np
-import torch
-torch.set_num_threads(1)
-from dejavu_ros.config import DejavuConfig
-from dejavu_ros.features.extractor import FeatureExtractor
-from dejavu_ros.relocalization.engine import RelocalizationEngine
-
-cfg = DejavuConfig()
-cfg.features.device = "cpu"
-cfg.node.map_path = sys.argv[1]
+READER = CHILD_PRELUDE + """
+import json, time
 total = int(sys.argv[2])
 engine = RelocalizationEngine.from_config(cfg, "localize", FeatureExtractor.random(seed=0))
 image = np.random.default_rng(5).integers(0, 255, (128, 160, 3), dtype=np.uint8)

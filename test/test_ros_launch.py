@@ -13,19 +13,12 @@ import signal
 import subprocess
 import time
 
-import numpy as np
 import pytest
 
-from dejavu_ros.cli.common import read_rgb
-from dejavu_ros.config import DejavuConfig
 from dejavu_ros.map.store import KeyframeMap
-from dejavu_ros.relocalization.engine import RelocalizationEngine
 from dejavu_ros.resources import default_model_path
 
-from conftest import shared
-from ros_harness import ns, ros, wait_for  # noqa: F401 (fixture)
-
-IDENTITY = [0.0, 0.0, 0.0, 1.0]
+from ros_harness import ns, rgb_image_msg, robotcar, robotcar_map, ros  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -40,10 +33,6 @@ def installed(ros):
         pytest.skip("dejavu_ros is not installed in an ament index (colcon build it)")
     if not default_model_path().is_file():
         pytest.skip("default model not shipped")
-
-
-def robotcar(name: str) -> np.ndarray:
-    return read_rgb(shared("robotcar_dejavu_triplets", f"image_{name}.png"))
 
 
 class Launched:
@@ -88,36 +77,20 @@ class Launched:
         self.probe.destroy_node()
 
 
-def image_msg(rgb: np.ndarray, stamp_ns: int):
-    from sensor_msgs.msg import Image
-
-    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=3 * rgb.shape[1])
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    msg.header.frame_id = "camera_optical"
-    msg.data = rgb.tobytes()
-    return msg
-
-
 @pytest.mark.ros
 @pytest.mark.slow
-def test_relocalize_launch_answers_on_the_remapped_topics(installed, ros, tmp_path):
+def test_relocalize_launch_answers_on_the_remapped_topics(installed, ros, robotcar_map):
     from geometry_msgs.msg import PoseArray
     from sensor_msgs.msg import Image
 
-    cfg = DejavuConfig()
-    cfg.node.map_path, cfg.features.device = str(tmp_path / "m.db"), "cpu"
-    engine = RelocalizationEngine.from_config(cfg, map_mode="map")
-    engine.add_frame(robotcar("anchor_0"), 0.0, [0.0, 0.0, 0.0], IDENTITY)
-    engine.add_frame(robotcar("negative_0"), 1.0, [100.0, 0.0, 0.0], IDENTITY)
-    engine.close()
-
-    run = Launched(ros, "relocalize.launch.py", f"map:={cfg.node.map_path}", "image:=/cam/image",
+    map_path, _ = robotcar_map
+    run = Launched(ros, "relocalize.launch.py", f"map:={map_path}", "image:=/cam/image",
                    "device:=cpu", namespace="launchtest")
     try:
         got: list = []
         run.probe.create_subscription(PoseArray, "/launchtest/relocalizer/candidates", got.append, 10)
         pub = run.probe.create_publisher(Image, "/cam/image", 10)
-        query = image_msg(robotcar("anchor_1"), 5_000_000_000)
+        query = rgb_image_msg(robotcar("anchor_1"), 5_000_000_000)
 
         def answered():
             pub.publish(query)
@@ -153,7 +126,7 @@ def test_build_map_launch_commits_the_map_on_ctrl_c(installed, ros, tmp_path):
             odom.header.stamp.sec, odom.header.frame_id = 10 + sent, "map"
             odom.pose.pose.position.x, odom.pose.pose.orientation.w = 10.0 * sent, 1.0
             odom_pub.publish(odom)
-            image_pub.publish(image_msg(frames[sent % 2], (10 + sent) * 1_000_000_000))
+            image_pub.publish(rgb_image_msg(frames[sent % 2], (10 + sent) * 1_000_000_000))
             sent += 1
             time.sleep(0.3)
             return sent >= 30

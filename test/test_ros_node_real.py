@@ -14,41 +14,17 @@ import cv2
 import numpy as np
 import pytest
 
-from dejavu_ros.cli.common import read_rgb
-from dejavu_ros.config import DejavuConfig
-from dejavu_ros.relocalization.engine import RelocalizationEngine
-from dejavu_ros.resources import default_model_path
+from ros_harness import harness, ns, robotcar, robotcar_map, ros, wait_for  # noqa: F401 (fixtures)
 
-from conftest import shared
-from ros_harness import harness, ns, ros, wait_for  # noqa: F401 (fixtures)
-
-IDENTITY = [0.0, 0.0, 0.0, 1.0]
 SOAK_S = float(os.environ.get("DEJAVU_NODE_SOAK_S", "60"))
 FLOOD_HZ = 30.0
-
-
-def robotcar(name: str) -> np.ndarray:
-    return read_rgb(shared("robotcar_dejavu_triplets", f"image_{name}.png"))
-
-
-@pytest.fixture
-def robotcar_map(tmp_path):
-    if not default_model_path().is_file():
-        pytest.skip("default model not shipped")
-    cfg = DejavuConfig()
-    cfg.node.map_path, cfg.features.device = str(tmp_path / "robotcar.db"), "cpu"
-    engine = RelocalizationEngine.from_config(cfg, map_mode="map")
-    assert engine.add_frame(robotcar("anchor_0"), 0.0, [0.0, 0.0, 0.0], IDENTITY)[0]
-    assert engine.add_frame(robotcar("negative_0"), 1.0, [100.0, 0.0, 0.0], IDENTITY)[0]
-    fingerprint = engine.fingerprint
-    engine.close()
-    return cfg.node.map_path, fingerprint
 
 
 def real_node(harness, map_path: str, **overrides):
     from dejavu_ros.ros.relocalizer_node import default_engine
 
-    params = {"node.map_path": map_path, "features.device": "cpu", "node.diagnostics_period_s": 0.5, **overrides}
+    params = {"node.map_path": map_path, "features.device": "cpu", "node.diagnostics_period_s": 0.5,
+              **overrides}
     return harness(params, engine_factory=default_engine)
 
 

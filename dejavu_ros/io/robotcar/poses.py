@@ -77,6 +77,28 @@ def _csv_rows(path: Path, columns: tuple[str, ...],
             yield number, row, index
 
 
+def _stamped_rows(path: Path, columns: tuple[str, ...], stamp_column: str, float_columns: tuple[str, ...],
+                  problems: ProblemLog) -> Iterator[tuple[int, list[str], dict[str, int], int, list[float]]]:
+    """Rows of :func:`_csv_rows` with an integer stamp that increases and finite float columns:
+    (line number, row, column index, stamp, floats). Other rows are reported and skipped."""
+    last = None
+    for number, row, index in _csv_rows(path, columns, problems):
+        try:
+            stamp = int(row[index[stamp_column]])
+            values = [float(row[index[name]]) for name in float_columns]
+        except ValueError as exc:
+            problems.add(path, number, f"not a number ({exc})")
+            continue
+        if not all(math.isfinite(v) for v in values):
+            problems.add(path, number, "non-finite value")
+            continue
+        if last is not None and stamp <= last:
+            problems.add(path, number, f"timestamp {stamp} is not after {last}")
+            continue
+        last = stamp
+        yield number, row, index, stamp, values
+
+
 def check_ins_file(path: Path) -> None:
     """Fail early (before any conversion work) when the file or its header is wrong."""
     if not path.is_file():
@@ -87,23 +109,10 @@ def check_ins_file(path: Path) -> None:
 def read_ins(path: Path, problems: ProblemLog) -> Iterator[InsRow]:
     """INS rows in file order; rows with wrong column counts, non-numbers, non-finite values or
     timestamps that do not increase are reported and skipped."""
-    last = None
-    for number, row, index in _csv_rows(path, INS_COLUMNS, problems):
-        try:
-            stamp = int(row[index["timestamp"]])
-            values = {name: float(row[index[name]]) for name in _INS_FLOATS}
-        except ValueError as exc:
-            problems.add(path, number, f"not a number ({exc})")
-            continue
-        if not all(math.isfinite(v) for v in values.values()):
-            problems.add(path, number, "non-finite value")
-            continue
-        if last is not None and stamp <= last:
-            problems.add(path, number, f"timestamp {stamp} is not after {last}")
-            continue
-        last = stamp
+    rows = _stamped_rows(path, INS_COLUMNS, "timestamp", _INS_FLOATS, problems)
+    for number, row, index, stamp, values in rows:
         yield InsRow(stamp_us=stamp, status=row[index["ins_status"]].strip(),
-                     utm_zone=row[index["utm_zone"]].strip(), line=number, **values)
+                     utm_zone=row[index["utm_zone"]].strip(), line=number, **dict(zip(_INS_FLOATS, values)))
 
 
 @dataclass
@@ -118,20 +127,7 @@ def read_vo(path: Path, problems: ProblemLog) -> Iterator[VoPose]:
     with the row's source timestamp. A skipped row would break the chain, so later poses keep
     going from the last good one (and the skip is reported)."""
     pose = np.eye(4)
-    last = None
-    for number, row, index in _csv_rows(path, VO_COLUMNS, problems):
-        try:
-            stamp = int(row[index["source_timestamp"]])
-            motion = [float(row[index[c]]) for c in VO_COLUMNS[2:]]
-        except ValueError as exc:
-            problems.add(path, number, f"not a number ({exc})")
-            continue
-        if not all(math.isfinite(v) for v in motion):
-            problems.add(path, number, "non-finite value")
-            continue
-        if last is not None and stamp <= last:
-            problems.add(path, number, f"timestamp {stamp} is not after {last}")
-            continue
-        last = stamp
+    for number, _, _, stamp, motion in _stamped_rows(path, VO_COLUMNS, "source_timestamp", VO_COLUMNS[2:],
+                                                     problems):
         pose = pose @ se3_from_xyzrpy(motion)
         yield VoPose(stamp, pose.copy(), number)
