@@ -30,14 +30,14 @@ setup(
         "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7", "tensorboard>=2.14"],
+        "test": ["pytest>=7", "tensorboard>=2.14", "onnx>=1.15", "onnxruntime>=1.17"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     },
     zip_safe=True,
     maintainer="dejavu_ros developers",
     maintainer_email="dejavu-ros@users.noreply.github.com",
     description="Seasonal relocalization with Deja-Vu features and contextual similarity for ROS 2",
     license="MIT",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "relocalizer = dejavu_ros.ros.relocalizer_node:main",

@@ -108,9 +108,9 @@ def build_map(cfg: DejavuConfig, extractor: FeatureExtractor, keyframes: int, si
     engine = RelocalizationEngine.from_config(cfg, "map", extractor)
     try:
         for i, (x, rgb) in enumerate(zip(xs, render_views(xs, "day", size, seed))):
-            added, reason, _ = engine.add_frame(rgb, float(i), [float(x), 0.0, 0.0], [0.0, 0.0, 0.0, 1.0])
-            if not added:
-                raise RuntimeError(f"soak map: keyframe {i} not added ({reason})")
+            decision = engine.add_frame(rgb, float(i), [float(x), 0.0, 0.0], [0.0, 0.0, 0.0, 1.0])
+            if not decision.added:
+                raise RuntimeError(f"soak map: keyframe {i} not added ({decision.reason})")
     finally:
         engine.close()
 

@@ -17,7 +17,7 @@ from . import schema
 from .features.config import FeatureConfig
 from .map.config import KeyframeConfig
 from .matching.config import MatchingConfig
-from .relocalization.config import EngineConfig
+from .relocalization.config import EngineConfig, TrustConfig
 from .schema import ConfigError, param
 from .similarity.config import SimilarityConfig
 
@@ -42,6 +42,20 @@ class NodeConfig:
     latency_warn_s: float = param(1.0, "Diagnostics WARN above this processing latency", low=0.0,
                                   high=3600.0, dynamic=True)
     allow_model_mismatch: bool = param(False, "Open maps built with another model (results degrade)")
+    use_odometry: bool = param(True, "Localize mode: subscribe to 'odom' and give route localization the distance "
+                               "travelled between frames (only relative motion is used: any odometry frame)")
+    publish_initialpose: bool = param(False, "Publish trusted relocalizations as the robot base's pose on "
+                                      "'initialpose' (what AMCL and nav2 take); needs TF from the camera to "
+                                      "node.base_frame")
+    initialpose_min_confidence: float = param(0.97, "...only when the calibrated confidence reaches this",
+                                              low=0.0, high=1.0, dynamic=True)
+    publish_tf: bool = param(False, "Publish map → node.odom_frame from trusted relocalizations (AMCL style); needs "
+                             "TF from node.odom_frame to the camera")
+    base_frame: str = param("base_link", "Robot base frame (the pose on 'initialpose' is its pose)")
+    odom_frame: str = param("odom", "Odometry frame of the published map → odom transform")
+    tf_period_s: float = param(0.1, "The latest map → odom is re-published this often", low=0.01, high=10.0)
+    relocalize_frames: int = param(20, "~/relocalize: frames it tries before giving up", low=1, high=100000,
+                                   dynamic=True)
 
 
 @dataclass
@@ -49,6 +63,7 @@ class DejavuConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
@@ -93,9 +108,10 @@ def to_yaml_dict(cfg: DejavuConfig) -> dict[str, Any]:
     return {"/**": {"ros__parameters": schema.to_nested(cfg)}}
 
 
-def resolve(yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DejavuConfig:
-    """Defaults ← YAML file ← explicit overrides (CLI flags), validated."""
+def resolve(yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+            labels: dict[str, str] | None = None) -> DejavuConfig:
+    """Defaults ← YAML file ← explicit overrides (CLI flags, named in errors by ``labels``), validated."""
     cfg = load_yaml(yaml_path) if yaml_path else DejavuConfig()
     if overrides:
-        cfg = schema.apply_flat(cfg, overrides)
+        cfg = schema.apply_flat(cfg, overrides, labels)
     return schema.validate(cfg)

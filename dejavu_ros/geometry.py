@@ -1,4 +1,4 @@
-"""Small geometric types shared by the stages (rotations themselves come from scipy)."""
+"""Small geometric types and checks shared by the stages (rotations themselves come from scipy)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,3 +33,34 @@ class CameraIntrinsics:
     @property
     def valid(self) -> bool:
         return bool(np.all(np.isfinite(self.k)) and self.k[0, 0] > 0 and self.k[1, 1] > 0)
+
+
+#: |‖q‖ − 1| above this makes a quaternion invalid; below it, it is re-normalised where it is used.
+QUATERNION_TOLERANCE = 1e-3
+
+
+def pose_problem(position, orientation, covariance=None) -> str | None:
+    """Why a pose cannot be used (wrong shape, NaN/Inf, a quaternion far from unit), or None.
+
+    One rule for every pose the package takes in (odometry, keyframes, ground truth), so a pose
+    refused in one place is refused everywhere with the same words.
+    """
+    p, q = np.asarray(position, np.float64), np.asarray(orientation, np.float64)
+    if p.shape != (3,):
+        return f"position must be 3 numbers, got shape {p.shape}"
+    if q.shape != (4,):
+        return f"orientation must be a quaternion (x, y, z, w), got shape {q.shape}"
+    if not np.all(np.isfinite(p)):
+        return f"non-finite position {p.tolist()}"
+    if not np.all(np.isfinite(q)):
+        return f"non-finite quaternion {q.tolist()}"
+    norm = float(np.linalg.norm(q))
+    if abs(norm - 1.0) > QUATERNION_TOLERANCE:
+        return f"quaternion norm {norm:.6g} is not 1 (x, y, z, w order)"
+    if covariance is not None:
+        c = np.asarray(covariance, np.float64)
+        if c.size != 36:
+            return f"covariance must be 36 values (6×6), got {c.size}"
+        if not np.all(np.isfinite(c)):
+            return "non-finite covariance"
+    return None

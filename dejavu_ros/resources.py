@@ -26,5 +26,9 @@ def share_path(*parts: str) -> Path:
     return share_dir().joinpath(*parts)
 
 
+def models_dir() -> Path:
+    return share_path("models")
+
+
 def default_model_path() -> Path:
-    return share_path("models", DEFAULT_MODEL_NAME)
+    return models_dir() / DEFAULT_MODEL_NAME

@@ -37,6 +37,15 @@ def param(default: Any, description: str, *, low: float | None = None, high: flo
     return dataclasses.field(default=default, metadata=meta)
 
 
+def param_like(cls: type, name: str, default: Any = MISSING, description: str | None = None) -> Any:
+    """A field declared like ``cls.name`` (same range, choices and words), e.g. training's copy of a
+    similarity setting: one definition, so a value is checked the same way everywhere."""
+    f = {f.name: f for f in fields(cls)}[name]
+    meta = dict(f.metadata)
+    return param(_field_default(f) if default is MISSING else default, description or meta["description"],
+                 low=meta["low"], high=meta["high"], choices=meta["choices"], dynamic=meta["dynamic"])
+
+
 @dataclasses.dataclass(frozen=True)
 class ParamSpec:
     """Everything known about one leaf parameter."""
@@ -112,8 +121,10 @@ def to_nested(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def coerce(spec: ParamSpec, value: Any) -> Any:
-    """Convert and check one value; raise :class:`ConfigError` naming the parameter."""
+def coerce(spec: ParamSpec, value: Any, label: str | None = None) -> Any:
+    """Convert and check one value; raise :class:`ConfigError` naming the parameter (or ``label``,
+    e.g. the command-line flag the value came from)."""
+    label = label or f"parameter '{spec.name}'"
     t = spec.type
     try:
         if t is bool:
@@ -146,26 +157,28 @@ def coerce(spec: ParamSpec, value: Any) -> Any:
                 value = [v for v in value.split(",") if v]
             value = list(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"parameter '{spec.name}': expected {t.__name__}, got {value!r}") from None
+        raise ConfigError(f"{label}: expected {t.__name__}, got {value!r}") from None
     if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(f"parameter '{spec.name}': {value!r} is not one of {list(spec.choices)}")
+        raise ConfigError(f"{label}: {value!r} is not one of {list(spec.choices)}")
     if spec.low is not None and value < spec.low:
-        raise ConfigError(f"parameter '{spec.name}': {value!r} is below the minimum {spec.low}")
+        raise ConfigError(f"{label}: {value!r} is below the minimum {spec.low}")
     if spec.high is not None and value > spec.high:
-        raise ConfigError(f"parameter '{spec.name}': {value!r} is above the maximum {spec.high}")
+        raise ConfigError(f"{label}: {value!r} is above the maximum {spec.high}")
     return value
 
 
-def apply_flat(obj: Any, values: dict[str, Any]) -> Any:
+def apply_flat(obj: Any, values: dict[str, Any], labels: dict[str, str] | None = None) -> Any:
     """Return a copy of ``obj`` with dotted-name overrides applied and validated.
 
-    Unknown names are an error (a typo in a YAML file must not pass silently).
+    Unknown names are an error (a typo in a YAML file must not pass silently). ``labels`` names
+    where a value came from in error messages (e.g. ``{"matching.ratio": "--matching.ratio"}``).
     """
     specs = spec_map(type(obj))
     unknown = sorted(set(values) - set(specs))
     if unknown:
         raise ConfigError(f"unknown parameter(s): {', '.join(unknown)}")
-    checked = {k: coerce(specs[k], v) for k, v in values.items()}
+    labels = labels or {}
+    checked = {k: coerce(specs[k], v, labels.get(k)) for k, v in values.items()}
     return _replace_flat(obj, checked)
 
 
@@ -216,10 +229,44 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, sections: Sequence
     for spec in iter_specs(cls):
         if sections is not None and spec.name.split(".")[0] not in sections:
             continue
-        help_text = spec.description + f" (default: {spec.default!r})"
         group.add_argument(f"--{spec.name}", dest=f"cfg__{spec.name}", default=None,
-                           metavar=spec.type.__name__.upper(), help=help_text)
+                           metavar=spec.type.__name__.upper(), help=help_for(spec))
+
+
+def help_for(spec: ParamSpec) -> str:
+    """A spec's description for argparse (which treats % as a format character)."""
+    return (spec.description + f" (default: {spec.default!r})").replace("%", "%%")
+
+
+def add_flag(parser: Any, flag: str, cls: type, name: str, default: Any = MISSING) -> None:
+    """A short flag (``--bandwidth``) for the field ``name`` of ``cls``: its help, range and
+    messages come from the schema; read the checked values with :func:`flag_values`."""
+    spec = spec_map(cls)[name]
+    if default is not MISSING:
+        spec = dataclasses.replace(spec, default=default)
+    registry = parser.get_default("schema_flags")
+    if registry is None:  # travels to the parsed namespace, where flag_values finds it
+        registry = {}
+        parser.set_defaults(schema_flags=registry)
+    dest = "flag__" + name.replace(".", "__")
+    registry[dest] = (flag, spec)
+    parser.add_argument(flag, dest=dest, default=None, metavar=spec.type.__name__.upper(), help=help_for(spec))
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """``{field name: value}`` of the flags :func:`add_flag` registered, defaults filled in and every
+    value checked; a bad one raises :class:`ConfigError` naming the flag."""
+    out = {}
+    for dest, (flag, spec) in (getattr(args, "schema_flags", None) or {}).items():
+        value = getattr(args, dest, None)
+        out[spec.name] = spec.default if value is None else coerce(spec, value, flag)
+    return out
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {k[len("cfg__"):]: v for k, v in vars(args).items() if k.startswith("cfg__") and v is not None}
+
+
+def labels_from_args(args: argparse.Namespace) -> dict[str, str]:
+    """Flag names of the ``--section.name`` overrides, for error messages."""
+    return {name: f"--{name}" for name in overrides_from_args(args)}

@@ -1,7 +1,7 @@
 """Build (or extend) a keyframe map from camera images and odometry.
 
     ros2 launch dejavu_ros build_map.launch.py map:=/data/campus.db image:=/camera/image_raw \
-        odom:=/odom
+        odom:=/odom   # topic arguments are relative names: a namespace applies unless they start with /
     # then, in another terminal: ros2 bag play my_drive      (Ctrl-C the launch to commit the map)
 
 Images are paired with the odometry (or ``pose``) message nearest in time (node.pose_tolerance_s).
@@ -56,8 +56,8 @@ def generate_launch_description():
         DeclareLaunchArgument("image", default_value="/camera/image_raw", description="Image topic"),
         DeclareLaunchArgument("camera_info", default_value="/camera/camera_info",
                               description="CameraInfo topic (stored with each keyframe when present)"),
-        DeclareLaunchArgument("odom", default_value="/odom",
-                              description="nav_msgs/Odometry topic giving the camera pose"),
+        DeclareLaunchArgument("odom", default_value="odom",
+                              description="nav_msgs/Odometry topic giving the camera pose (relative, like pose)"),
         DeclareLaunchArgument("pose", default_value="pose",
                               description="Alternative geometry_msgs/PoseWithCovarianceStamped topic"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "build_map.yaml"),

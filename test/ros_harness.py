@@ -14,10 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from dejavu_ros.cli.common import read_rgb
+from dejavu_ros.io.images import read_rgb
 from dejavu_ros.config import DejavuConfig
 from dejavu_ros.relocalization.engine import RelocalizationEngine
-from dejavu_ros.relocalization.result import Candidate, PoseEstimate, RelocalizationResult, Verification
+from dejavu_ros.matching.verification import Verification
+from dejavu_ros.relocalization.result import Candidate, KeyframeDecision, PoseEstimate, RelocalizationResult
 from dejavu_ros.resources import default_model_path
 
 from conftest import shared
@@ -38,8 +39,8 @@ def robotcar_map(tmp_path) -> tuple[str, str]:
     cfg = DejavuConfig()
     cfg.node.map_path, cfg.features.device = str(tmp_path / "robotcar.db"), "cpu"
     engine = RelocalizationEngine.from_config(cfg, map_mode="map")
-    assert engine.add_frame(robotcar("anchor_0"), 0.0, [0.0, 0.0, 0.0], IDENTITY)[0]
-    assert engine.add_frame(robotcar("negative_0"), 1.0, [100.0, 0.0, 0.0], IDENTITY)[0]
+    assert engine.add_frame(robotcar("anchor_0"), 0.0, [0.0, 0.0, 0.0], IDENTITY).added
+    assert engine.add_frame(robotcar("negative_0"), 1.0, [100.0, 0.0, 0.0], IDENTITY).added
     fingerprint = engine.fingerprint
     engine.close()
     return cfg.node.map_path, fingerprint
@@ -78,6 +79,8 @@ class FakeEngine:
         self.configs: list[DejavuConfig] = []
         self.saved = 0
         self.reloaded = 0
+        self.odometry: list = []  # the odometry positions the node handed over, per frame
+        self.route_resets = 0
         self.closed = False
         self.device = "cpu"
         self.fingerprint = "f00dfeed"
@@ -86,10 +89,11 @@ class FakeEngine:
     def map_size(self) -> int:
         return len(self.positions)
 
-    def relocalize(self, rgb, stamp, camera=None) -> RelocalizationResult:
+    def relocalize(self, rgb, stamp, camera=None, odometry=None) -> RelocalizationResult:
         assert rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
         time.sleep(self.delay_s)
         self.stamps.append(stamp)
+        self.odometry.append(None if odometry is None else np.asarray(odometry).copy())
         candidates = [Candidate(keyframe_id=i, rank=r, shortlist_score=0.9 - 0.1 * r, cx_score=0.8 - 0.1 * r,
                                 position=self.positions[i], orientation=self.orientations[i],
                                 inliers=30 if r == 0 else 0) for r, i in enumerate((3, 1, 4))]
@@ -101,14 +105,17 @@ class FakeEngine:
                             covariance=np.eye(6) * 0.1, source="keyframe", inliers=3)
         return RelocalizationResult(stamp=stamp, image_size=(rgb.shape[1], rgb.shape[0]),
                                     status="relocalized", candidates=candidates, verification=verification,
-                                    pose=pose, timings_ms={"total": self.delay_s * 1e3})
+                                    pose=pose, confidence=0.99, timings_ms={"total": self.delay_s * 1e3})
+
+    def reset_route(self):
+        self.route_resets += 1
 
     def add_frame(self, rgb, stamp, position, orientation, covariance=None, camera=None, depth=None,
                   source=""):
         self.added.append((stamp, np.asarray(position), source))
         self.positions = np.vstack([self.positions, position])
         self.orientations = np.vstack([self.orientations, orientation])
-        return True, "moved", len(self.positions) - 1
+        return KeyframeDecision(True, "moved", len(self.positions) - 1)
 
     def update_config(self, cfg):
         self.configs.append(cfg)

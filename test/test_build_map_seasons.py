@@ -8,7 +8,7 @@ from dejavu_ros.features.checkpoint import save_checkpoint
 from dejavu_ros.features.dvf import DVF, DVFConfig
 from dejavu_ros.map.store import KeyframeMap
 
-from test_robotcar_seasons import make_seasons
+from robotcar_support import make_seasons
 
 
 def test_reference_condition_becomes_a_map(tmp_path, capsys):

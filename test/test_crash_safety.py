@@ -23,13 +23,13 @@ import torch
 from conftest import REPO
 from dejavu_ros.cli.main import main
 from dejavu_ros.config import DejavuConfig
-from dejavu_ros.demo.run import _SIDE_LOOKING
+from dejavu_ros.demo.run import SIDE_LOOKING
 from dejavu_ros.demo.world import make_street, render
 from dejavu_ros.features.checkpoint import save_checkpoint
 from dejavu_ros.features.dvf import DVF, DVFConfig
 from dejavu_ros.features.extractor import FeatureExtractor
-from dejavu_ros.io.bag_writer import BagWriter
-from dejavu_ros.io.messages import MessageTypes, header_msg, image_msg, pose_msg
+from dejavu_ros.output.bag_writer import BagWriter
+from dejavu_ros.output.messages import MessageTypes, header_msg, image_msg, pose_msg
 from dejavu_ros.map import KeyframeMap
 from dejavu_ros.relocalization.engine import RelocalizationEngine
 
@@ -55,11 +55,11 @@ def write_drive(path: Path, xs) -> Path:
             stamp = 1_700_000_000_000_000_000 + i * 100_000_000
             odom = mt.new("nav_msgs/msg/Odometry", header=header_msg(mt, stamp, "map"),
                           child_frame_id="camera", pose=mt.new("geometry_msgs/msg/PoseWithCovariance",
-                                      pose=pose_msg(mt, [float(x), 0.0, 0.0], _SIDE_LOOKING),
+                                      pose=pose_msg(mt, [float(x), 0.0, 0.0], SIDE_LOOKING),
                                       covariance=np.zeros(36)))
             bag.write(ODOM, stamp, odom)
             bag.write(IMG, stamp, image_msg(mt, rgb, stamp, "camera"))
-    return path
+    return bag.path  # the bag folder (a .mcap suffix names the storage)
 
 
 @pytest.fixture(scope="module")
@@ -152,9 +152,9 @@ rng = np.random.default_rng(int(start))
 i = 0
 while True:
     image = rng.integers(0, 255, (128, 160, 3), dtype=np.uint8)
-    added, reason, kf_id = engine.add_frame(image, start + i, [start + 3.0 * i, 0.0, 0.0], [0, 0, 0, 1])
-    assert added, reason
-    print(kf_id, flush=True)
+    decision = engine.add_frame(image, start + i, [start + 3.0 * i, 0.0, 0.0], [0, 0, 0, 1])
+    assert decision.added, decision.reason
+    print(decision.keyframe_id, flush=True)
     i += 1
 """
 
@@ -224,13 +224,13 @@ def test_relocalizing_from_another_process_while_the_map_is_extended(tmp_path):
     writer = RelocalizationEngine.from_config(_config(map_path), "map", fe)
     frames = [np.random.default_rng(i).integers(0, 255, (128, 160, 3), dtype=np.uint8) for i in range(total)]
     try:
-        assert writer.add_frame(frames[0], 0.0, [0.0, 0.0, 0.0], [0, 0, 0, 1])[0]
+        assert writer.add_frame(frames[0], 0.0, [0.0, 0.0, 0.0], [0, 0, 0, 1]).added
         reader = subprocess.Popen([sys.executable, "-c", READER, str(map_path), str(total)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
         assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
         for i in range(1, total):
-            added, reason, _ = writer.add_frame(frames[i], float(i), [3.0 * i, 0.0, 0.0], [0, 0, 0, 1])
-            assert added, reason
+            decision = writer.add_frame(frames[i], float(i), [3.0 * i, 0.0, 0.0], [0, 0, 0, 1])
+            assert decision.added, decision.reason
             assert writer.save_map() == map_path
             time.sleep(0.05)
         out, err = reader.communicate(timeout=180)

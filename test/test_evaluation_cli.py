@@ -7,7 +7,7 @@ import pytest
 
 from dejavu_ros.cli.main import main
 from dejavu_ros.features.checkpoint import save_checkpoint
-from test_training_helpers import tiny_model, write_route_manifest
+from training_support import tiny_model, write_route_manifest
 
 
 @pytest.mark.slow
@@ -25,7 +25,8 @@ def test_evaluate_writes_summary_with_documented_keys(tmp_path):
         for key in ("auc_within", "auc_cross", "recall@1", "recall@5", "auc_matrix"):
             assert key in m, (name, key)
         assert set(m["auc_matrix"]) == {"day", "night"}
-        assert 0 <= m["auc_cross"] <= 100 and 0 <= m["recall@1"] <= 100
+        # both classes exist across conditions, so the cross-condition numbers are defined
+        assert m["auc_cross"] is not None and m["auc_cross_pooled"] is not None and m["recall@1"] is not None
         assert m["auc_within"] is None  # one image per place and condition: no same-condition positives
     # pixels on the same texture under a lighting change must find the place (patch normalisation)
     assert summary["methods"]["pixels"]["recall@1"] == 100.0

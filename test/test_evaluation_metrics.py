@@ -10,7 +10,7 @@ from dejavu_ros.evaluation.metrics import pr_curve, recall_at_k, roc_auc, roc_cu
 from dejavu_ros.evaluation.pairwise import ground_truth, pairwise_cx
 from dejavu_ros.evaluation.pca import pca_rgb
 from dejavu_ros.similarity.cx import contextual_similarity
-from dejavu_ros.training.manifest import ImageRecord
+from dejavu_ros.datasets.manifest import ImageRecord
 
 
 def _pair_count_auc(scores, labels):

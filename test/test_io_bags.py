@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dejavu_ros.io.bag_reader import BagReader, iter_messages, read_custom_data
-from dejavu_ros.io.bag_writer import BagWriter, bag_path_and_storage
+from dejavu_ros.output.bag_writer import BagWriter, bag_path_and_storage
 from dejavu_ros.io.errors import BagDamagedError, BagError, TopicNotFoundError
 from dejavu_ros.io.images import image_message, image_to_rgb
 from dejavu_ros.io.typestore import header, msg_class

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from dejavu_ros.io.errors import ImageDecodeError
-from dejavu_ros.io.images import (RawImage, demosaic, depth_to_metres, image_message, image_to_rgb,
-                                  limit_size, to_8bit)
+from dejavu_ros.io.images import RawImage, demosaic, depth_to_metres, image_message, image_to_rgb, to_8bit
 from dejavu_ros.io.typestore import header, typestore
 
 H, W = 24, 32
@@ -228,13 +227,3 @@ def test_compressed_depth():
     depth = depth_to_metres(SimpleNamespace(format="16UC1; compressedDepth png", data=data))
     assert np.isnan(depth[0, 0])
     np.testing.assert_allclose(depth[1], [1.5, 3.0])
-
-
-def test_limit_size():
-    big = np.zeros((300, 1000, 3), np.uint8)
-    small, scale = limit_size(big, 500)
-    assert small.shape == (150, 500, 3) and scale == pytest.approx(0.5)
-    same, one = limit_size(big, 0)
-    assert same is big and one == 1.0
-    kept, one = limit_size(big, 1000)
-    assert kept is big and one == 1.0

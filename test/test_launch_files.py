@@ -9,8 +9,8 @@ import yaml
 from conftest import REPO
 
 DOCUMENTED_ARGUMENTS = {
-    "relocalize.launch.py": {"map", "image", "camera_info", "params_file", "model", "device", "use_rviz",
-                             "namespace"},
+    "relocalize.launch.py": {"map", "image", "camera_info", "odom", "publish_initialpose", "publish_tf",
+                             "params_file", "model", "device", "use_rviz", "namespace"},
     "build_map.launch.py": {"map", "image", "camera_info", "odom", "pose", "params_file", "model", "device",
                             "use_rviz", "namespace"},
 }
@@ -97,7 +97,8 @@ def test_package_xml_declares_what_the_code_uses():
     exec_depends = {e.text for e in root.findall("exec_depend")}
     used = set()
     node_code = [*(REPO / "dejavu_ros" / "ros").glob("*.py"),  # the node and what it builds messages with
-                 *(REPO / "dejavu_ros" / "io" / name for name in ("messages.py", "images.py", "camera_info.py"))]
+                 REPO / "dejavu_ros" / "output" / "messages.py",
+                 *(REPO / "dejavu_ros" / "io" / name for name in ("images.py", "camera_info.py"))]
     for path in node_code:
         text = path.read_text()
         used |= set(re.findall(r'"(\w+)/(?:msg|srv)/\w+"', text)) - {"pkg"}  # minus the docstring's example

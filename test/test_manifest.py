@@ -7,9 +7,9 @@ import pytest
 
 from conftest import shared
 from dejavu_ros.cli.main import main
-from dejavu_ros.training import datasets
-from dejavu_ros.training.manifest import ImageRecord, ManifestError, place_distance, read_manifest, write_manifest
-from test_training_helpers import write_route
+from dejavu_ros.datasets import builders as datasets
+from dejavu_ros.datasets.manifest import ImageRecord, ManifestError, place_distance, read_manifest, write_manifest
+from training_support import write_route
 
 
 def test_round_trip_resolves_relative_paths(tmp_path):

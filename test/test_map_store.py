@@ -451,3 +451,25 @@ def test_one_map_shared_by_threads(tmp_path, rng):
             t.join()
         assert not errors, errors
         assert len(m) == 16 and m.integrity_check() == "ok"
+
+
+def test_sift_features_round_trip_in_their_own_table(tmp_path, rng):
+    with_sift = small_kf(rng)
+    with_sift.sift_keypoints = rng.uniform(0, 150, (30, 2)).astype(np.float32)
+    with_sift.sift_descriptors = rng.integers(0, 256, (30, 128)).astype(np.uint8)
+    plain = small_kf(rng)
+    path = tmp_path / "sift.db"
+    with KeyframeMap.create(path, FP, 10) as m:
+        plain_id = m.append(plain)  # a map starts without the SIFT table...
+        assert not m._has_sift_table()
+        sift_id = m.append(with_sift)  # ...and gets it with the first keyframe that has SIFT features
+    with KeyframeMap.open(path) as m:
+        back = m.get(sift_id)
+        np.testing.assert_array_equal(back.sift_keypoints, with_sift.sift_keypoints)
+        np.testing.assert_array_equal(back.sift_descriptors, with_sift.sift_descriptors)
+        assert back.sift_descriptors.dtype == np.uint8
+        assert m.get(plain_id).sift_keypoints is None
+    bad = small_kf(rng)
+    bad.sift_keypoints = np.zeros((3, 2), np.float32)
+    with KeyframeMap.open(path, mode="rw") as m, pytest.raises(InvalidKeyframeError, match="sift_keypoints"):
+        m.append(bad)  # descriptors missing

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
-from test_matching_support import shift_image, texture
+from matching_support import shift_image, texture
 
 from dejavu_ros.matching import MatchingConfig, MatchingError, detect_corners
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_matching_support import patch_dense, shift_image, texture
+from matching_support import patch_dense, shift_image, texture
 
 from dejavu_ros.matching import (MatchingConfig, MatchingError, detect_corners, match_dense,
                                  match_to_keyframe, sample_descriptors)

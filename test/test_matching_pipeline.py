@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_matching_support import patch_dense, texture
+from matching_support import patch_dense, texture
 
 from dejavu_ros.matching import (MatchingConfig, corner_features, detect_corners, match_to_keyframe, verify)
 

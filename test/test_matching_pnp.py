@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from test_matching_support import project
+from matching_support import project
 
 from dejavu_ros.matching import Matches, MatchingConfig, MatchingError, estimate_pnp, solve_pnp
 

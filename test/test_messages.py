@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from dejavu_ros.io import messages as M
-from dejavu_ros.io.debug_image import render_debug_image
-from dejavu_ros.io.typestore import typestore
-from dejavu_ros.relocalization.result import Candidate, PoseEstimate, RelocalizationResult, Verification
+from dejavu_ros.output import messages as M
+from dejavu_ros.output.debug_image import render_debug_image
+from dejavu_ros.io.typestore import stamp_to_ns, typestore
+from dejavu_ros.matching.verification import Verification
+from dejavu_ros.relocalization.result import Candidate, PoseEstimate, RelocalizationResult
 
 STAMP_NS = 1_700_000_123_987_654_321  # not representable exactly as float seconds
 
@@ -73,14 +74,15 @@ def test_candidate_scores_cloud_layout_and_values(store, mt):
     assert [f.name for f in msg.fields] == list(M.CANDIDATE_FIELDS)
     assert all(f.datatype == store.types["sensor_msgs/msg/PointField"].FLOAT32 and f.count == 1
                for f in msg.fields)
-    assert [f.offset for f in msg.fields] == [4 * i for i in range(8)]
-    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 5, 32, 32 * 5)
+    n = len(M.CANDIDATE_FIELDS)
+    assert [f.offset for f in msg.fields] == [4 * i for i in range(n)]
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 5, 4 * n, 4 * n * 5)
     assert len(msg.data) == msg.row_step and not msg.is_bigendian and msg.is_dense
     # decoding with a plain numpy structured dtype gives the inputs back
     raw = np.frombuffer(bytes(msg.data), dtype=np.dtype([(n, "<f4") for n in M.CANDIDATE_FIELDS]))
     ranked = sorted(result.candidates, key=lambda c: c.rank)
-    expected = np.array([[*c.position, c.keyframe_id, c.rank, c.shortlist_score, c.cx_score, c.inliers]
-                         for c in ranked], dtype=np.float32)
+    expected = np.array([[*c.position, c.keyframe_id, c.rank, c.shortlist_score, c.cx_score, c.inliers,
+                          c.confidence] for c in ranked], dtype=np.float32)
     np.testing.assert_array_equal(np.stack([raw[n] for n in M.CANDIDATE_FIELDS], axis=1), expected)
     np.testing.assert_array_equal(M.cloud_to_array(msg), raw)
 
@@ -211,7 +213,7 @@ def test_non_finite_pose_is_refused(mt):
 
 def test_stamp_helpers():
     assert M.seconds_to_ns(1.5) == 1_500_000_000
-    assert M.stamp_to_ns(M.time_msg(M.MessageTypes.from_rosbags(), STAMP_NS)) == STAMP_NS
+    assert stamp_to_ns(M.time_msg(M.MessageTypes.from_rosbags(), STAMP_NS)) == STAMP_NS
 
 
 def test_debug_image_draws_inliers():

@@ -45,8 +45,9 @@ def test_committed_files_are_the_generated_ones():
 def test_every_parameter_is_documented_with_a_comment():
     lines = (REPO / "config/relocalize.yaml").read_text().splitlines()
     for spec in specs().values():
-        leaf = spec.name.split(".", 1)[1]
-        i = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{leaf}:")
+        section, leaf = spec.name.split(".", 1)
+        start = lines.index(f"    {section}:")  # leaf names repeat across sections (features.model, trust.model)
+        i = next(i for i, line in enumerate(lines) if i > start and line.strip().startswith(f"{leaf}:")
                  and line.startswith(" " * 6))
         comment = lines[i - 1].strip()
         assert comment.startswith("# " + spec.description), spec.name

@@ -11,15 +11,15 @@ from dejavu_ros.demo.world import make_street
 from dejavu_ros.features.checkpoint import save_checkpoint
 from dejavu_ros.features.dvf import DVF, DVFConfig
 from dejavu_ros.io.bag_reader import BagReader
-from dejavu_ros.io.messages import RESULT_TOPICS, cloud_to_array
+from dejavu_ros.output.messages import RESULT_TOPICS, cloud_to_array
 
 
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory):
     root = tmp_path_factory.mktemp("replay")
     street = make_street(40.0, seed=3)
-    write_traversal(root / "day.mcap", street, np.arange(0.0, 30.0, 1.0), "day", 1)
-    write_traversal(root / "query.mcap", street, np.arange(0.5, 30.0, 4.0), "day", 2)
+    write_traversal(root / "day", street, np.arange(0.0, 30.0, 1.0), "day", 1)
+    write_traversal(root / "query", street, np.arange(0.5, 30.0, 4.0), "day", 2)
     torch.manual_seed(0)
     model = save_checkpoint(DVF(DVFConfig.light()), root / "model.safetensors")
     return root, model
@@ -27,7 +27,7 @@ def bags(tmp_path_factory):
 
 def test_build_map_then_relocalize_writes_the_node_topics(bags, capsys):
     root, model = bags
-    assert main(["build-map", str(root / "day.mcap"), "--image-topic", IMAGE_TOPIC, "--odom-topic", ODOM_TOPIC,
+    assert main(["build-map", str(root / "day"), "--image-topic", IMAGE_TOPIC, "--odom-topic", ODOM_TOPIC,
                  "--camera-info-topic", INFO_TOPIC, "--out", str(root / "map.db"), "--model", str(model),
                  "--json"]) == 0
     built = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -35,7 +35,7 @@ def test_build_map_then_relocalize_writes_the_node_topics(bags, capsys):
     assert main(["map-info", str(root / "map.db"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["keyframes"] == built["keyframes_added"]
 
-    code = main(["relocalize", str(root / "query.mcap"), "--map", str(root / "map.db"), "--image-topic", IMAGE_TOPIC,
+    code = main(["relocalize", str(root / "query"), "--map", str(root / "map.db"), "--image-topic", IMAGE_TOPIC,
                  "--camera-info-topic", INFO_TOPIC, "--gt-topic", ODOM_TOPIC, "--model", str(model),
                  "--out", str(root / "results.mcap"), "--report", str(root / "frames.jsonl"),
                  "--summary-json", str(root / "summary.json")])
@@ -46,9 +46,9 @@ def test_build_map_then_relocalize_writes_the_node_topics(bags, capsys):
     assert summary["frames"] == 8 and summary["ground_truth_frames"] == 8
     assert len((root / "frames.jsonl").read_text().splitlines()) == 8
 
-    with BagReader(root / "query.mcap") as bag:
+    with BagReader(root / "query") as bag:
         image_stamps = [m.stamp_ns for m in bag.messages([IMAGE_TOPIC])]
-    with BagReader(root / "results.mcap") as bag:
+    with BagReader(root / "results") as bag:  # --out results.mcap names the bag folder "results"
         topics = bag.topics
         for name, msgtype in RESULT_TOPICS.items():
             if name != "pose" or summary["relocalized"]:
@@ -68,7 +68,7 @@ def test_build_map_then_relocalize_writes_the_node_topics(bags, capsys):
 
 def test_missing_topic_lists_the_topics_in_the_bag(bags, capsys):
     root, model = bags
-    assert main(["build-map", str(root / "day.mcap"), "--image-topic", "/nope", "--odom-topic", ODOM_TOPIC,
+    assert main(["build-map", str(root / "day"), "--image-topic", "/nope", "--odom-topic", ODOM_TOPIC,
                  "--out", str(root / "x.db"), "--model", str(model)]) == 2
     err = capsys.readouterr().err
     assert "'/nope'" in err and IMAGE_TOPIC in err and ODOM_TOPIC in err
@@ -79,7 +79,7 @@ def test_existing_map_is_not_overwritten(bags, capsys, tmp_path):
     root, model = bags
     target = tmp_path / "keep.db"
     target.write_bytes(b"precious")
-    assert main(["build-map", str(root / "day.mcap"), "--image-topic", IMAGE_TOPIC, "--odom-topic", ODOM_TOPIC,
+    assert main(["build-map", str(root / "day"), "--image-topic", IMAGE_TOPIC, "--odom-topic", ODOM_TOPIC,
                  "--out", str(target), "--model", str(model)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert target.read_bytes() == b"precious"
@@ -89,7 +89,7 @@ def test_truncated_bag_processes_frames_before_the_damage(bags, capsys, tmp_path
     root, model = bags
     if not (root / "map.db").exists():
         pytest.skip("needs the map of the first test")
-    (storage,) = (root / "query.mcap").glob("*.mcap")  # a rosbag2 bag is a folder
+    (storage,) = (root / "query").glob("*.mcap")  # a rosbag2 bag is a folder
     data = storage.read_bytes()
     cut = tmp_path / "cut.mcap"
     cut.write_bytes(data[: int(len(data) * 0.6)])

@@ -19,11 +19,12 @@ from conftest import shared
 from dejavu_ros.cli.main import main as cli_main
 from dejavu_ros.io.bag_reader import BagReader
 from dejavu_ros.io.camera_info import camera_info_to_intrinsics
-from dejavu_ros.io.errors import BagError, RobotCarFormatError
+from dejavu_ros.datasets.robotcar.errors import RobotCarFormatError
+from dejavu_ros.io.errors import BagError
 from dejavu_ros.io.images import image_to_rgb
-from dejavu_ros.io.robotcar.convert import convert
-from dejavu_ros.io.robotcar.geometry import se3_from_xyzrpy
-from dejavu_ros.io.robotcar.plan import ConvertOptions, prepare
+from dejavu_ros.datasets.robotcar.convert import convert
+from dejavu_ros.datasets.robotcar.geometry import se3_from_xyzrpy
+from dejavu_ros.datasets.robotcar.plan import ConvertOptions, prepare
 
 RUN = "2014-12-10-18-10-50"
 T0 = 1418235000000000  # µs

@@ -35,7 +35,7 @@ def diagnostic_values(h) -> dict[str, str]:
 
 @pytest.mark.ros
 def test_the_real_engine_answers_day_and_night_frames_over_ros(harness, robotcar_map):
-    from dejavu_ros.io.messages import cloud_to_array
+    from dejavu_ros.output.messages import cloud_to_array
 
     map_path, fingerprint = robotcar_map
     h = real_node(harness, map_path)

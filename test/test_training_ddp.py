@@ -8,7 +8,7 @@ import pytest
 
 from dejavu_ros.cli.main import main
 from dejavu_ros.features.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from test_training_helpers import tiny_model, write_route_manifest
+from training_support import tiny_model, write_route_manifest
 
 FAST = ["--data.crop_height", "128", "--data.crop_width", "128", "--loss.cx_stride", "8",
         "--data.negative_min_places", "2", "--optim.batch_size", "1", "--validation.grid_max_side", "4",
@@ -25,7 +25,9 @@ def test_train_cli_world_size_one_then_resume(tmp_path, capsys):
             "--model.init", str(init), *FAST]
     assert main([*args, "--model.scaling", "exposure", "--optim.max_steps", "2"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["steps"] == 2 and 0 <= result["last_validation"]["auc_cross"] <= 100
+    last = result["last_validation"]
+    assert result["steps"] == 2 and {"m/auc_cross", "m/recall@1", "rule"} <= set(last)  # split "m" (m.csv)
+    assert last["rule"] == last["m/recall@1"]  # a route split only: the selection rule is its recall
     for name in ("best.safetensors", "last.safetensors", "last_state.pt", "log.csv", "validation.csv"):
         assert (out / name).is_file(), name
     meta = read_metadata(out / "last.safetensors")["training"]

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from dejavu_ros.training.config import LossSection
 from dejavu_ros.training.losses import contextual_triplet_loss, hardest_contrastive, triplet_hinge
-from test_training_helpers import place_texture, tiny_model
+from training_support import place_texture, tiny_model
 
 
 def _unit(*shape, seed=0):
@@ -60,13 +60,14 @@ def test_tiny_overfit_lowers_the_loss():
         images.append(im * (0.3 if dark else 1.0))
     batch = torch.stack(images)[None]  # 1×6×3×128×128
     cfg = LossSection(cx_stride=8)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)  # BN on 6 images: small steps
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)  # BN on 6 images: small steps
     losses = []
-    for _ in range(10):
+    for _ in range(30):
         dense = model(batch.flatten(0, 1)).unflatten(0, (1, 6))
         terms = contextual_triplet_loss(dense, cfg)
         opt.zero_grad()
         terms.total.backward()
         opt.step()
         losses.append(terms.total.item())
-    assert losses[-1] < losses[0] - 0.05 and min(losses[-3:]) < min(losses[:3])
+    # single steps are noisy (batch norm over six images); the trend over the run is not
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.05

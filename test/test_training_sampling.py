@@ -7,9 +7,9 @@ import pytest
 from dejavu_ros import schema
 from dejavu_ros.training.augment import photometric, simulate_low_light
 from dejavu_ros.training.config import AugmentSection, TrainConfig
-from dejavu_ros.training.manifest import ManifestError
+from dejavu_ros.datasets.manifest import ManifestError
 from dejavu_ros.training.sampling import TripletDataset, TripletSampler
-from test_training_helpers import write_route
+from training_support import write_route
 
 
 def _cfg(**flat):

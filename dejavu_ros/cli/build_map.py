@@ -16,6 +16,13 @@ def add_parser(subparsers) -> None:
     pose = p.add_mutually_exclusive_group()
     pose.add_argument("--odom-topic", help="nav_msgs/Odometry topic with the camera poses")
     pose.add_argument("--pose-topic", help="PoseStamped / PoseWithCovarianceStamped topic")
+    extrinsic = p.add_mutually_exclusive_group()
+    extrinsic.add_argument("--camera-pose", type=float, nargs=6, metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
+                           help="the pose topic is the robot's: the camera optical frame (z forward, x right, "
+                                "y down) sits at this pose in the robot frame (metres, radians)")
+    extrinsic.add_argument("--extrinsic-from-tf", action="store_true",
+                           help="the pose topic is the robot's: read the camera's pose on it from the bag's "
+                                "/tf_static (robot = the poses' child frame, camera = the images' frame)")
     p.add_argument("--camera-info-topic", help="CameraInfo topic (intrinsics enable E-matrix and PnP)")
     p.add_argument("--depth-topic", help="aligned depth image (16UC1 mm or 32FC1 m): stores 3-D corners")
     p.add_argument("--append", action="store_true", help="extend an existing map instead of refusing")
@@ -28,7 +35,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from .outputs import output_file
+
     cfg = config_from_args(args)
+    output_file(args.out, "--out")  # a folder in the way, or no way to create its parents: before any frame is read
     if args.robotcar_seasons:
         from ..replay.seasons import build_map_from_seasons
 
@@ -42,7 +52,8 @@ def run(args) -> int:
 
         summary = build_map_from_bag(args.bag, args.out, args.image_topic, args.odom_topic or args.pose_topic,
                                      cfg, camera_info_topic=args.camera_info_topic, depth_topic=args.depth_topic,
-                                     append=args.append)
+                                     append=args.append, camera_pose=args.camera_pose,
+                                     extrinsic="tf" if args.extrinsic_from_tf else None)
     info = summary.as_dict()
     if args.json:
         print(json.dumps(info))

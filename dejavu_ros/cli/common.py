@@ -1,26 +1,10 @@
-"""Small pieces several subcommands share: reading images, parsing sizes, loading the model."""
+"""Small pieces several subcommands share: parsing sizes, the model flags, the config flags."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from ..features.config import FeatureConfig
-from ..features.extractor import FeatureExtractor
-from .errors import CliError
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as H×W×3 uint8 RGB; a clear error when it is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise CliError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CliError(f"cannot read image (not an image or unsupported format): {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -35,12 +19,20 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="", help="DVF weights (.safetensors); default: the shipped model")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    """``--model`` / ``--device`` as the schema declares ``features.model`` / ``features.device``."""
+    from .. import schema
+
+    schema.add_flag(parser, "--model", FeatureConfig, "model")
+    schema.add_flag(parser, "--device", FeatureConfig, "device")
 
 
-def load_extractor(args: argparse.Namespace) -> FeatureExtractor:
-    return FeatureExtractor.from_config(FeatureConfig(model=args.model, device=args.device))
+def load_extractor(args: argparse.Namespace):
+    """The DVF extractor the ``--model`` / ``--device`` flags name."""
+    from .. import schema
+    from ..features.extractor import FeatureExtractor
+
+    values = schema.flag_values(args)
+    return FeatureExtractor.from_config(FeatureConfig(model=values["model"], device=values["device"]))
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, sections: list[str]) -> None:
@@ -49,8 +41,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, sections: list[str]) -
     from ..config import DejavuConfig
 
     parser.add_argument("--params", type=Path, help="parameters YAML (config/relocalize.yaml layout)")
-    parser.add_argument("--model", default=None, help="DVF weights; default: the shipped model")
-    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    add_model_arguments(parser)
     schema.add_arguments(parser, DejavuConfig, sections=sections)
 
 
@@ -59,9 +50,10 @@ def config_from_args(args: argparse.Namespace, **overrides):
     from .. import config, schema
 
     values = schema.overrides_from_args(args)
-    if args.model is not None:
-        values["features.model"] = args.model
-    if args.device is not None:
-        values["features.device"] = args.device
+    labels = schema.labels_from_args(args)
+    for flag in ("model", "device"):
+        given = getattr(args, f"flag__{flag}", None)
+        if given is not None:
+            values[f"features.{flag}"], labels[f"features.{flag}"] = given, f"--{flag}"
     values.update({k.replace("__", "."): v for k, v in overrides.items()})
-    return config.resolve(args.params, values)
+    return config.resolve(args.params, values, labels)

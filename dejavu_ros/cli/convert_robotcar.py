@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..io.robotcar.layout import CAMERAS
+from ..datasets.robotcar.layout import CAMERAS
 from .errors import CliError
 
 
@@ -59,8 +59,8 @@ def _origin(text: str | None) -> tuple[float, float, float] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.robotcar.convert import convert
-    from ..io.robotcar.plan import ConvertOptions, prepare
+    from ..datasets.robotcar.convert import convert
+    from ..datasets.robotcar.plan import ConvertOptions, prepare
 
     options = ConvertOptions(run_dir=args.run_dir, camera=args.camera, models_dir=args.models, out=args.out,
                              storage=args.storage, start=args.start, end=args.end, every=args.every,

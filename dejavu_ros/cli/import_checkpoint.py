@@ -18,6 +18,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from .outputs import output_file
+
+    output_file(args.out, "out", overwrite=False)
     model = import_author_checkpoint(args.source)
     save_checkpoint(model, args.out, training={"imported_from": args.source.name})
     print(f"wrote {args.out}: DVF n={model.cfg.descriptor_dim}, fingerprint {fingerprint(model)}")

@@ -32,6 +32,12 @@ def _format_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def _share(n: int, total: int, enables: str) -> str:
+    if total == 0:
+        return "-"
+    return f"{n} of {total} keyframes" + (f" ({enables})" if n else "")
+
+
 def format_text(info: dict) -> str:
     bbox = info["bbox"]
     if bbox is None:
@@ -51,6 +57,9 @@ def format_text(info: dict) -> str:
         ("schema version", info["schema_version"]),
         ("descriptors", f"n={info['descriptor_dim']}, global D={info['global_descriptor_dim'] or '-'}"),
         ("positions bbox (m)", bounds),
+        ("intrinsics", _share(info["keyframes_with_intrinsics"], info["keyframes"],
+                              "essential matrix and relative rotation at query time")),
+        ("3-D points", _share(info["keyframes_with_3d_points"], info["keyframes"], "metric PnP poses")),
         ("created", info["created"]),
         ("updated", info["updated"]),
         ("file size", size),

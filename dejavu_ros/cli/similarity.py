@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
-import torch
-
-from ..similarity.cx import pairwise_matrix
-from ..similarity.grid import to_grid
-from .common import add_model_arguments, load_extractor, parse_size, read_rgb
+from .. import schema
+from ..features.dvf import MIN_SIDE
+from ..similarity.config import SimilarityConfig
+from .common import add_model_arguments, load_extractor, parse_size
 from .errors import CliError
+from .outputs import output_folder
+
+#: --size bounds: DVF's minimum side, and a cap that keeps one image's CX grid tractable
+MAX_SIDE = 4096
 
 
 def add_parser(subparsers) -> None:
@@ -24,26 +26,43 @@ def add_parser(subparsers) -> None:
                               description=__doc__)
     p.add_argument("images", nargs="+", help="image files")
     add_model_arguments(p)
-    p.add_argument("--size", type=parse_size, default=(256, 256), help="network input WxH (default 256x256)")
-    p.add_argument("--stride", type=int, default=4, help="feature downsampling before CX (default 4)")
-    p.add_argument("--offset", type=float, default=1.0)
-    p.add_argument("--bandwidth", type=float, default=0.5)
+    p.add_argument("--size", type=parse_size, default=(256, 256),
+                   help=f"network input WxH, each side {MIN_SIDE}..{MAX_SIDE} (default 256x256)")
+    schema.add_flag(p, "--stride", SimilarityConfig, "grid_stride")
+    schema.add_flag(p, "--offset", SimilarityConfig, "offset")
+    schema.add_flag(p, "--bandwidth", SimilarityConfig, "bandwidth")
     p.add_argument("--asymmetric", action="store_true", help="CX(source, target) only")
     p.add_argument("--json", action="store_true", help='print {"images": [...], "matrix": [[...]]}')
     p.add_argument("--pca-dir", type=Path, help="write a PCA-to-RGB picture of each image's features here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    if args.stride < 1:
-        raise CliError(f"--stride must be ≥ 1, got {args.stride}")
+    import cv2
+    import torch
+    from tqdm import tqdm
+
+    from ..io.images import read_rgb
+    from ..similarity.cx import contextual_similarity
+    from ..similarity.grid import to_grid
+
+    sim = schema.flag_values(args)
+    width, height = args.size
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise CliError(f"--size {width}x{height}: each side must be {MIN_SIDE}..{MAX_SIDE} px "
+                       f"(DVF needs {MIN_SIDE}; larger grids make CX's cost explode)")
+    pca_dir = output_folder(args.pca_dir, "--pca-dir") if args.pca_dir else None
+    images = [read_rgb(p) for p in args.images]  # every file checked before the model is loaded
     extractor = load_extractor(args)
-    images = [read_rgb(p) for p in args.images]
-    dense = extractor.extract_batch(images, size=args.size)
-    grids = to_grid(torch.stack(dense), stride=args.stride)
-    matrix = pairwise_matrix(grids, args.offset, args.bandwidth, symmetric=not args.asymmetric).cpu().numpy()
-    if args.pca_dir:
-        _write_pca(args.pca_dir, args.images, dense)
+    quiet = args.no_progress or args.json
+    dense = [extractor.extract(im, size=args.size) for im in tqdm(images, desc="features", disable=quiet)]
+    grids = to_grid(torch.stack(dense), stride=sim["grid_stride"])
+    rows = [contextual_similarity(grids[i], grids, sim["offset"], sim["bandwidth"], not args.asymmetric)
+            for i in tqdm(range(len(images)), desc="CX rows", disable=quiet)]
+    matrix = torch.stack(rows).cpu().numpy()
+    if pca_dir is not None:
+        _write_pca(pca_dir, args.images, dense, cv2)
     names = [str(p) for p in args.images]
     if args.json:
         print(json.dumps({"images": names, "matrix": matrix.round(6).tolist()}))
@@ -55,10 +74,9 @@ def run(args) -> int:
     return 0
 
 
-def _write_pca(folder: Path, paths, dense) -> None:
-    from ..evaluation.pca import pca_rgb
+def _write_pca(folder: Path, paths, dense, cv2) -> None:
+    """One PCA basis for all images, so the same colour means the same descriptor in every picture."""
+    from ..evaluation.pca import pca_rgb_many
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for path, d in zip(paths, dense):
-        out = folder / (Path(path).stem + "_pca.png")
-        cv2.imwrite(str(out), cv2.cvtColor(pca_rgb(d), cv2.COLOR_RGB2BGR))
+    for path, rgb in zip(paths, pca_rgb_many(dense)):
+        cv2.imwrite(str(folder / (Path(path).stem + "_pca.png")), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

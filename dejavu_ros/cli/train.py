@@ -15,7 +15,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--manifest", action="append", required=True, metavar="CSV",
                    help="training manifest (repeatable: several data sets are mixed)")
     p.add_argument("--val-manifest", action="append", default=[], metavar="CSV",
-                   help="held-out manifest for periodic validation (repeatable)")
+                   help="held-out manifest for periodic validation (repeatable: each is one split, named "
+                        "by its file name, scored on its own)")
     p.add_argument("--out", required=True, help="output folder (checkpoints, log.csv, validation.csv)")
     p.add_argument("--config", default=None, help="training YAML (see config/train.yaml)")
     p.add_argument("--resume", default=None, metavar="CKPT",
@@ -30,14 +31,24 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..training.config import load_train_config
-    from ..training.manifest import read_many
+    from pathlib import Path
+
+    from ..datasets.manifest import read_manifest, read_many
     from ..training.trainer import Trainer
+
+    from .outputs import output_folder
 
     if args.max_minutes < 0:
         raise CliError(f"--max-minutes must be ≥ 0, got {args.max_minutes}")
+    output_folder(args.out, "--out")
     cfg = load_train_config(args.config, schema.overrides_from_args(args))
     train = read_many(args.manifest)
-    val = read_many(args.val_manifest, min_conditions=1) if args.val_manifest else []
+    val = {}
+    for path in args.val_manifest:
+        name = Path(path).stem
+        if name in val:
+            raise CliError(f"--val-manifest: two splits are named {name!r}; give the files distinct names")
+        val[name] = read_manifest(path, min_conditions=1)
     trainer = Trainer(train, val, cfg, args.out, resume=args.resume, max_minutes=args.max_minutes,
                       progress=not args.no_progress, sources=list(args.manifest))
     summary = trainer.run()

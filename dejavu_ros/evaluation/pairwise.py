@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..similarity.cx import DEFAULT_BUDGET, cx_directional
-from ..training.manifest import ImageRecord, place_distance
+from ..datasets.manifest import ImageRecord, place_distance
 
 
 def pairwise_cx(sets: Sequence[torch.Tensor], offset: float = 1.0, bandwidth: float = 0.5,

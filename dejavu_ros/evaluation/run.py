@@ -17,31 +17,12 @@ import torch
 
 from ..features.extractor import FeatureExtractor
 from ..similarity.grid import to_grid
-from ..training.augment import load_rgb
-from ..training.manifest import ImageRecord
-from .baselines import BASELINES, baseline
+from ..datasets.manifest import ImageRecord, load_record
+from .baselines import baseline
+from .config import METHODS, EvalSettings
 from .images import prepare_image
 from .metrics import pr_curve, recall_at_k, roc_auc, roc_curve
 from .pairwise import ground_truth, pairwise_cx
-
-METHODS = ("dvf",) + BASELINES
-
-
-@dataclass
-class EvalSettings:
-    """Knobs of one evaluation run (the CLI's flags)."""
-
-    methods: Sequence[str] = METHODS
-    min_height: int = 128  # Nordland's 32 px frames are upsampled to 128
-    max_side: int = 320  # longer image side before feature extraction
-    grid_stride: int = 4  # dense map → CX grid (authors: ×4)
-    grid_max_side: int = 16  # cap on the grid (all-pairs cost ∝ cells²)
-    max_features: int = 128  # keypoints per image for ORB/SIFT (≈ the DVF grid, so CX costs match)
-    positive_radius: float = 0.0
-    ignore_radius: float = 0.0
-    ks: tuple[int, ...] = (1, 5, 10)
-    memory_budget_mb: int = 8  # small chunks stay in cache: 10× faster than 64 MB on a 2-core CPU
-
 
 @dataclass
 class MethodResult:
@@ -118,7 +99,7 @@ def evaluate(records: Sequence[ImageRecord], extractor: FeatureExtractor | None,
     """Run every method; returns (summary.json body, per-method results, the evaluation images)."""
     from tqdm import tqdm
 
-    images = [prepare_image(load_rgb(r.path), settings.min_height, settings.max_side)
+    images = [prepare_image(load_record(r), settings.min_height, settings.max_side)
               for r in tqdm(records, desc="load", disable=not progress, leave=False)]
     results: dict[str, MethodResult] = {}
     timings: dict[str, dict[str, float]] = {}

@@ -144,6 +144,28 @@ _AUTHOR_RULES = [
 ]
 
 
+def _looks_like_torch_save(path: Path) -> bool:
+    """torch.save writes a zip archive (or, in old versions, a pickle starting with 0x80)."""
+    import zipfile
+
+    with path.open("rb") as handle:
+        first = handle.read(1)
+    return zipfile.is_zipfile(path) or first == b"\x80"
+
+
+def _refusal(text: str) -> str:
+    """Why torch's weights-only loader refused a file, without its advice to disable the safety check."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    unsupported = re.search(r"Unsupported global: ([^\n]+?)(?: was not|\n|$)", plain)
+    if unsupported:
+        return (f"it holds Python objects besides tensors ({unsupported.group(1).strip()}); only tensors and "
+                "plain containers are accepted, nothing was unpickled")
+    if "Weights only load failed" in plain:
+        return "it holds Python objects besides tensors; only tensors and plain containers are accepted, " \
+               "nothing was unpickled"
+    return f"damaged or not a checkpoint ({_plain(plain)})"
+
+
 def _plain(text: str) -> str:
     """First line of a library message, without terminal colour codes (the CLI prints one line)."""
     return re.sub(r"\x1b\[[0-9;]*m", "", text).strip().splitlines()[0][:200]
@@ -168,11 +190,12 @@ def import_author_checkpoint(path: str | Path) -> DVF:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not _looks_like_torch_save(path):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (expected a .pt file written by torch.save)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle refusals and corrupt zips alike
-        raise CheckpointError(f"{path}: refused to load (only plain tensors are accepted, nothing is "
-                              f"unpickled): {_plain(str(exc))}") from None
+        raise CheckpointError(f"{path}: refused to load: {_refusal(str(exc))}") from None
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected ckpt['model'] to be a state_dict of tensors")

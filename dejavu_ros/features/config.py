@@ -10,6 +10,8 @@ from ..schema import param
 class FeatureConfig:
     model: str = param("", "DVF weights (.safetensors); empty = the default model shipped in models/")
     device: str = param("auto", "Inference device: auto, cpu, cuda or cuda:N")
+    backend: str = param("torch", "Inference engine: torch, or onnxruntime (CPU; the model is exported to ONNX "
+                         "when the node starts)", choices=("torch", "onnxruntime"))
     precision: str = param("fp32", "Inference precision; fp16/bf16 autocast applies on CUDA only",
                            choices=("fp32", "fp16", "bf16"))
     channels_last: bool = param(False, "Run convolutions in channels_last memory format")
@@ -18,4 +20,4 @@ class FeatureConfig:
     threads: int = param(1, "CPU threads for torch (0 = torch's default, all cores). 1 is the default because "
                          "torch's thread pool slows down many-fold when other processes share the cores",
                          low=0, high=256)
-    pad_small: bool = param(True, "Pad inputs with a side under 128 px (reflect) instead of refusing them")
+    pad_small: bool = param(True, "Pad inputs with a side under 128 px (edge pixels repeated) instead of refusing them")

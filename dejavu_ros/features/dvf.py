@@ -60,6 +60,12 @@ class DVFConfig:
         return cls(**data)
 
     @classmethod
+    def mid(cls, descriptor_dim: int = 10) -> "DVFConfig":
+        """Between the two: three quarters of the paper's widths, half its layer2 depth."""
+        return cls(descriptor_dim=descriptor_dim, stem_width=24, raw_width=48, deep_width=96,
+                   spp_width=24, decoder_width=96, blocks=[2, 8, 2, 2])
+
+    @classmethod
     def light(cls, descriptor_dim: int = 10) -> "DVFConfig":
         """The CPU variant shipped as the default model: half width, shallow layer2."""
         return cls(descriptor_dim=descriptor_dim, stem_width=16, raw_width=32, deep_width=64,

@@ -40,9 +40,17 @@ class FeatureExtractor:
 
     def __init__(self, model: DVF, fingerprint_hex: str | None = None, device: str | torch.device = "cpu",
                  precision: str = "fp32", channels_last: bool = False, pad_small: bool = True,
-                 source: str = "") -> None:
+                 source: str = "", backend: str = "torch", threads: int = 1) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
+        self.backend = backend
+        self._runtime = None
+        if backend == "onnxruntime":
+            if self.device.type != "cpu":
+                raise DejavuError(f"features.backend onnxruntime runs on the CPU; features.device is {self.device}")
+            from .onnx_backend import OnnxRuntimeDVF, export_bytes
+
+            self._runtime = OnnxRuntimeDVF(export_bytes(self.model), threads=threads)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.channels_last = channels_last
@@ -61,7 +69,7 @@ class FeatureExtractor:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)  # process-wide: the engine runs one model per process
         return cls(model, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
-                   pad_small=cfg.pad_small, source=str(path))
+                   pad_small=cfg.pad_small, source=str(path), backend=cfg.backend, threads=cfg.threads)
 
     @classmethod
     def random(cls, seed: int = 0, descriptor_dim: int = 10, light: bool = True, device: str = "cpu") -> "FeatureExtractor":
@@ -93,6 +101,8 @@ class FeatureExtractor:
             if not self.pad_small:
                 raise DejavuError(f"image {width}×{height} is smaller than DVF's minimum side {MIN_SIDE} px")
             batch, _ = pad_to_min_side(batch)
+        if self._runtime is not None:
+            return self._runtime(batch)[..., :height, :width].contiguous()
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         if self.device.type == "cuda" and self.precision in ("fp16", "bf16"):

@@ -86,8 +86,43 @@ def resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=True)
 
 
+def limit_size(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Downscale so that the longer side is at most ``max_side`` (0 = never); returns (image, scale).
+
+    ``scale`` is new/old size (1.0 when unchanged). Area interpolation avoids aliasing. Positions
+    found in the result go back to the original image with :func:`to_original_xy`.
+    """
+    import cv2
+
+    height, width = rgb.shape[:2]
+    longest = max(height, width)
+    if max_side <= 0 or longest <= max_side:
+        return rgb, 1.0
+    scale = max_side / longest
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+
+
+def to_original_xy(xy: np.ndarray, resized: tuple[int, int], original: tuple[int, int]) -> np.ndarray:
+    """Pixel positions (K, 2) in an image resized by :func:`limit_size` → the original image's pixels.
+
+    ``resized`` / ``original`` are (width, height). The mapping is the pixel-centre one of
+    ``cv2.resize`` (x + ½ scales), per axis, because rounding makes the two axes' scales differ.
+    """
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    if tuple(resized) == tuple(original):
+        return xy.astype(np.float32)
+    factor = np.asarray(original, np.float64) / np.asarray(resized, np.float64)
+    return ((xy + 0.5) * factor - 0.5).astype(np.float32)
+
+
+def to_resized_xy(xy: np.ndarray, original: tuple[int, int], resized: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`to_original_xy`."""
+    return to_original_xy(xy, original, resized)
+
+
 def pad_to_min_side(batch: torch.Tensor, min_side: int = MIN_SIDE) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Replicate-pad the bottom/right so both sides reach ``min_side``.
+    """Replicate-pad (edge pixels repeated) the bottom/right so both sides reach ``min_side``.
 
     Returns the padded batch and the original (height, width) so the output can be cropped
     back: descriptors of real pixels keep their positions.

@@ -74,6 +74,12 @@ def read_custom_data(path: str | Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in (info.get("custom_data") or {}).items()}
 
 
+def _one_line(exc: BaseException, limit: int = 240) -> str:
+    """An exception as one short line (rosbags passes YAML parser dumps through several lines)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _open_any(path: Path) -> AnyReader:
     reader = AnyReader([path], default_typestore=typestore())
     reader.open()
@@ -112,8 +118,8 @@ class BagReader:
                     exc = db3_exc
             self._salvage_files = _storage_files(self.path, ".mcap")
             if not self._salvage_files:
-                raise BagError(f"cannot open bag {self.path}: {exc}") from None
-            self.damage = f"rosbags cannot open it ({exc}); reading the MCAP records directly"
+                raise BagError(f"cannot open bag {self.path}: {_one_line(exc)}") from None
+            self.damage = f"rosbags cannot open it ({_one_line(exc)}); reading the MCAP records directly"
             log.warning("bag %s: %s", self.path, self.damage)
         self.custom_data = read_custom_data(self.path)
         return self

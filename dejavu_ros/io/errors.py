@@ -41,9 +41,5 @@ class BagDamagedError(BagError):
         super().__init__(f"bag {path} is damaged {where} ({messages_read} messages read): {reason}")
 
 
-class RobotCarFormatError(DejavuError, ValueError):
-    """A RobotCar / RobotCar Seasons file or folder is missing or not in the expected format."""
-
-
 class PoseMessageError(DejavuError, ValueError):
     """A message is not one of the supported pose types (the message names the topic/type)."""

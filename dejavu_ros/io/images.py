@@ -285,19 +285,17 @@ def _compressed_depth_to_metres(msg: Any, topic: str) -> np.ndarray:
     return depth
 
 
-def limit_size(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """Downscale so that the longer side is at most ``max_side`` (0 = never); returns (image, scale).
+def read_rgb(path) -> np.ndarray:
+    """An image file as H×W×3 uint8 RGB (grey files replicated); the error names the file."""
+    from pathlib import Path
 
-    ``scale`` is new/old size (1.0 when unchanged); multiply pixel coordinates of the result by
-    ``1/scale`` to get back to the original image. Area interpolation avoids aliasing.
-    """
-    height, width = rgb.shape[:2]
-    longest = max(height, width)
-    if max_side <= 0 or longest <= max_side:
-        return rgb, 1.0
-    scale = max_side / longest
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+    path = Path(path)
+    if not path.is_file():
+        raise ImageDecodeError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageDecodeError(f"cannot read image (not an image or unsupported format): {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def image_message(array: np.ndarray, encoding: str, header: Any, image_cls: Any = None) -> Any:

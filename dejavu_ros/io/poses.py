@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ..geometry import pose_problem
 from .errors import PoseMessageError
 from .typestore import stamp_to_ns
 
@@ -59,18 +60,9 @@ def pose_from_message(msg: Any, *, topic: str = "", stamp_ns: int | None = None)
                       child_frame_id=str(getattr(msg, "child_frame_id", "")))
 
 
-def pose_problem(sample: PoseSample, unit_tolerance: float = 1e-3) -> str | None:
-    """Why a pose is unusable (non-finite values, non-unit quaternion), or None when it is fine."""
-    if not np.all(np.isfinite(sample.position)):
-        return f"non-finite position {sample.position.tolist()}"
-    if not np.all(np.isfinite(sample.orientation)):
-        return f"non-finite quaternion {sample.orientation.tolist()}"
-    norm = float(np.linalg.norm(sample.orientation))
-    if abs(norm - 1.0) > unit_tolerance:
-        return f"quaternion norm {norm:.6f} is not 1"
-    if sample.covariance is not None and not np.all(np.isfinite(sample.covariance)):
-        return "non-finite covariance"
-    return None
+def sample_problem(sample: PoseSample) -> str | None:
+    """Why a pose sample is unusable (see :func:`dejavu_ros.geometry.pose_problem`), or None."""
+    return pose_problem(sample.position, sample.orientation, sample.covariance)
 
 
 def interpolate(a: PoseSample, b: PoseSample, stamp_ns: int) -> PoseSample:
@@ -94,9 +86,8 @@ class PoseTrack:
     counted in :attr:`rejected`. ``max_samples`` bounds memory for a live stream (oldest dropped).
     """
 
-    def __init__(self, *, max_samples: int | None = None, unit_tolerance: float = 1e-3, name: str = ""):
+    def __init__(self, *, max_samples: int | None = None, name: str = ""):
         self.max_samples = max_samples
-        self.unit_tolerance = unit_tolerance
         self.name = name
         self.rejected = 0
         self._stamps: list[int] = []
@@ -114,7 +105,7 @@ class PoseTrack:
         return self._stamps[-1] if self._stamps else None
 
     def add(self, sample: PoseSample) -> bool:
-        problem = pose_problem(sample, self.unit_tolerance)
+        problem = sample_problem(sample)
         if problem is not None:
             self.rejected += 1
             if self.rejected <= 5 or self.rejected % 1000 == 0:

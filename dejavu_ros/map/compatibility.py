@@ -50,6 +50,7 @@ def check_compatible(meta: dict[str, str], path: Path, expected_fingerprint: str
                    f"fingerprint {expected_fingerprint}")
         if not allow_model_mismatch:
             raise MapMismatchError(message + "; rebuild the map with this model, or allow the mismatch "
-                                   "(allow_model_mismatch) and accept degraded results")
+                                   "(--allow-model-mismatch on the command line, parameter "
+                                   "node.allow_model_mismatch for the node) and accept degraded results")
         warnings.warn(message + "; continuing because allow_model_mismatch is set", MapMismatchWarning,
                       stacklevel=3)

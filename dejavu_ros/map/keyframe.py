@@ -10,8 +10,11 @@ import numpy as np
 class Keyframe:
     """One keyframe row. Arrays are numpy; poses are the *camera* pose in the map frame.
 
-    ``keypoints`` are (x, y) pixel positions in the original image; ``points3d`` (optional) are
-    the same corners in the keyframe's camera frame (metres, NaN where depth was unknown).
+    ``keypoints`` are (x, y) pixel positions in the image the keyframe was mapped from, of size
+    ``image_size``; ``points3d`` (optional) are the same corners in the keyframe's camera frame
+    (metres, NaN where depth was unknown); ``sift_keypoints`` / ``sift_descriptors`` (optional) are
+    OpenCV SIFT features in the same pixels, stored when the map is built for ``matching.method``
+    sift or dvf+sift.
     """
 
     stamp: float
@@ -28,5 +31,7 @@ class Keyframe:
     points3d: np.ndarray | None = None  # (K, 3) float32
     camera_k: np.ndarray | None = None  # (3, 3) float64 intrinsics of the keyframe image
     thumbnail: bytes = b""  # JPEG
+    sift_keypoints: np.ndarray | None = None  # (S, 2) float32
+    sift_descriptors: np.ndarray | None = None  # (S, 128) uint8
     id: int | None = None
     extra: dict = field(default_factory=dict)

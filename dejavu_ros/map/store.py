@@ -17,13 +17,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .arrays import blob_layout
+from .arrays import blob_layout, decode_array
 from .compatibility import check_compatible, read_meta
 from .errors import InvalidKeyframeError, KeyframeNotFoundError, MapError
 from .keyframe import Keyframe
 from .sqlite_file import check_sqlite_file, connect, journal_path, move_no_clobber
-from .tables import (APPLICATION_ID, CREATE_STATEMENTS, INSERT_DATA_SQL, INSERT_INDEX_SQL, SCHEMA_VERSION,
-                     SELECT_SQL, keyframe_to_rows, row_to_keyframe)
+from .tables import (APPLICATION_ID, CREATE_SIFT_SQL, CREATE_STATEMENTS, INSERT_DATA_SQL, INSERT_INDEX_SQL,
+                     INSERT_SIFT_SQL, SCHEMA_VERSION, SELECT_SIFT_SQL, SELECT_SQL, keyframe_to_rows, row_to_keyframe,
+                     sift_row)
 from .validation import validate_keyframe
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -211,9 +212,13 @@ class KeyframeMap:
                     raise InvalidKeyframeError(f"keyframe field 'global_desc': has {global_dim} values, "
                                                f"this map stores {stored_dim}")
                 ids = []
-                for index_row, data_row in rows:
+                for (index_row, data_row), kf in zip(rows, clean):
                     ids.append(int(conn.execute(INSERT_INDEX_SQL, index_row).lastrowid))
                     conn.execute(INSERT_DATA_SQL, (ids[-1], *data_row))
+                    sift = sift_row(kf)
+                    if sift is not None:
+                        conn.execute(CREATE_SIFT_SQL)
+                        conn.execute(INSERT_SIFT_SQL, (ids[-1], *sift))
                 conn.execute("UPDATE meta SET value = ? WHERE key = ?", (_now(), "updated"))
                 conn.execute("COMMIT")
             except BaseException:
@@ -247,7 +252,24 @@ class KeyframeMap:
             row = self._connection().execute(f"{SELECT_SQL} WHERE k.id = ?", (int(kf_id),)).fetchone()
             if row is None:
                 raise KeyframeNotFoundError(f"{self._path}: no keyframe with id {kf_id}")
-            return row_to_keyframe(row, str(self._path))
+            kf = row_to_keyframe(row, str(self._path))
+            self._read_sift(kf)
+            return kf
+
+    def _read_sift(self, kf: Keyframe) -> None:
+        """Fill ``kf.sift_*`` from the optional SIFT table (nothing when the map has none)."""
+        if not self._has_sift_table():
+            return
+        row = self._connection().execute(SELECT_SIFT_SQL, (int(kf.id),)).fetchone()
+        if row is not None:
+            where = f"{self._path} keyframe {kf.id}"
+            kf.sift_keypoints = decode_array(row[0], f"{where} sift_keypoints")
+            kf.sift_descriptors = decode_array(row[1], f"{where} sift_descriptors")
+
+    def _has_sift_table(self) -> bool:
+        found = self._connection().execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'keyframe_sift'").fetchone()
+        return found is not None
 
     def __iter__(self) -> Iterator[Keyframe]:
         """Every keyframe in id order, read in small batches (a writer may append meanwhile)."""
@@ -300,6 +322,17 @@ class KeyframeMap:
         table = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
         return table[:, 0].astype(np.int64), table[:, 1:4].copy(), table[:, 4:8].copy()
 
+    def load_traversals(self) -> list:
+        """Per keyframe (id order), the drive it was mapped in: ``extra["traversal"]`` when the map
+        recorded one, else its ``source`` (the bag or topic it came from)."""
+        with self._locked("load traversals from"):
+            rows = self._connection().execute("SELECT extra, source FROM keyframes ORDER BY id").fetchall()
+        out = []
+        for extra, source in rows:
+            traversal = json.loads(extra).get("traversal") if extra else None
+            out.append(f"traversal {traversal}" if traversal is not None else f"source {source}")
+        return out
+
     def load_thumbnail(self, kf_id: int) -> bytes:
         """The keyframe's JPEG thumbnail (empty when none was stored)."""
         with self._locked("read"):
@@ -336,6 +369,10 @@ class KeyframeMap:
             count = len(self)
             bounds = self._connection().execute(
                 "SELECT min(px), min(py), min(pz), max(px), max(py), max(pz) FROM keyframes").fetchone()
+            with_camera = self._connection().execute(
+                "SELECT count(*) FROM keyframes WHERE camera_k IS NOT NULL").fetchone()[0]
+            with_points = self._connection().execute(
+                "SELECT count(*) FROM keyframe_data WHERE points3d IS NOT NULL").fetchone()[0]
             updated = self._meta_value("updated")
         size = self._path.stat().st_size
         return {
@@ -350,6 +387,8 @@ class KeyframeMap:
             "created": self._created,
             "updated": updated,
             "bbox": None if count == 0 else {"min": list(bounds[:3]), "max": list(bounds[3:])},
+            "keyframes_with_intrinsics": with_camera,
+            "keyframes_with_3d_points": with_points,
             "integrity": self.integrity_check() if check_integrity else "not checked",
             "file_size_bytes": size,
             "bytes_per_keyframe": round(size / count, 1) if count else None,

@@ -10,6 +10,9 @@ Layout (schema version 1):
   keyframes instead of every page of the file.
 * ``keyframe_data``: the bulky per-keyframe arrays (CX grid first, then corners, descriptors,
   3-D points, thumbnail), same id, read only for the shortlist or one keyframe at a time.
+* ``keyframe_sift`` (optional, created with the first keyframe that has SIFT features): SIFT
+  keypoints and descriptors, same id. Maps without it read as before; readers that predate it
+  ignore it.
 
 Arrays are BLOBs written by :mod:`.arrays` (raw bytes + dtype/shape header, never pickle).
 ``PRAGMA application_id`` marks the file as a dejavu_ros map.
@@ -51,8 +54,21 @@ CREATE_STATEMENTS = (
 #: Storage dtype of each array field (fp16 for the dense grid and the sparse descriptors).
 ARRAY_DTYPES = {"covariance": "<f8", "camera_k": "<f8", "global_desc": "<f4", "grid": "<f2",
                 "keypoints": "<f4", "descriptors": "<f2", "points3d": "<f4"}
+SIFT_DTYPES = {"sift_keypoints": "<f4", "sift_descriptors": "|u1"}
+
+
+def sift_row(kf: Keyframe) -> tuple | None:
+    """Bound parameters (less the id) of :data:`INSERT_SIFT_SQL`, or None without SIFT features."""
+    if kf.sift_keypoints is None:
+        return None
+    return (encode_array(kf.sift_keypoints, SIFT_DTYPES["sift_keypoints"]),
+            encode_array(kf.sift_descriptors, SIFT_DTYPES["sift_descriptors"]))
 
 TABLES = ("meta", "keyframes", "keyframe_data")
+CREATE_SIFT_SQL = ("CREATE TABLE IF NOT EXISTS keyframe_sift (id INTEGER PRIMARY KEY REFERENCES keyframes (id) "
+                   "ON DELETE CASCADE, keypoints BLOB NOT NULL, descriptors BLOB NOT NULL)")
+INSERT_SIFT_SQL = "INSERT INTO keyframe_sift (id, keypoints, descriptors) VALUES (?, ?, ?)"
+SELECT_SIFT_SQL = "SELECT keypoints, descriptors FROM keyframe_sift WHERE id = ?"
 _INDEX_COLUMNS = ("stamp", "frame_id", "source", "px", "py", "pz", "qx", "qy", "qz", "qw", "image_width",
                   "image_height", "extra", "covariance", "camera_k", "global_desc")
 _DATA_COLUMNS = ("grid", "keypoints", "descriptors", "points3d", "thumbnail")

@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 
+from ..geometry import pose_problem
 from .errors import InvalidKeyframeError
 from .keyframe import Keyframe
 
-#: |‖q‖ − 1| above this is an error; below it the quaternion is silently re-normalised.
-QUATERNION_TOLERANCE = 1e-3
 _JPEG_MAGIC = b"\xff\xd8"
 
 
@@ -36,10 +35,10 @@ def _array(value, field: str, shape: tuple, dtype, finite: bool = True) -> np.nd
 def unit_quaternion(q, field: str = "orientation") -> np.ndarray:
     """Quaternion (x, y, z, w) normalised; :class:`InvalidKeyframeError` when far from unit."""
     q = _array(q, field, (4,), np.float64)
-    norm = float(np.linalg.norm(q))
-    if abs(norm - 1.0) > QUATERNION_TOLERANCE:
-        raise _fail(field, f"quaternion norm is {norm:.6g}, expected 1 (x, y, z, w order)")
-    return q / norm
+    problem = pose_problem(np.zeros(3), q)
+    if problem is not None:
+        raise _fail(field, problem)
+    return q / np.linalg.norm(q)
 
 
 def validate_keyframe(kf: Keyframe, descriptor_dim: int, global_dim: int | None,
@@ -109,9 +108,15 @@ def validate_keyframe(kf: Keyframe, descriptor_dim: int, global_dim: int | None,
         json.dumps(kf.extra)
     except (TypeError, ValueError) as exc:
         raise _fail("extra", f"not JSON-serialisable ({exc})") from None
+    sift_xy = sift_desc = None
+    if (kf.sift_keypoints is None) != (kf.sift_descriptors is None):
+        raise _fail("sift_keypoints", "SIFT keypoints and descriptors come together")
+    if kf.sift_keypoints is not None:
+        sift_xy = _array(kf.sift_keypoints, "sift_keypoints", (None, 2), np.float32)
+        sift_desc = _array(kf.sift_descriptors, "sift_descriptors", (len(sift_xy), 128), np.uint8)
 
     return dataclasses.replace(
         kf, stamp=stamp, position=position, orientation=orientation, covariance=covariance,
         global_desc=global_desc, grid=grid, keypoints=keypoints, descriptors=descriptors,
         points3d=points3d, camera_k=camera_k, image_size=(width, height), thumbnail=thumbnail,
-        frame_id=kf_frame, id=None, extra=dict(kf.extra))
+        frame_id=kf_frame, id=None, extra=dict(kf.extra), sift_keypoints=sift_xy, sift_descriptors=sift_desc)

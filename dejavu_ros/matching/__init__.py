@@ -13,10 +13,10 @@ from .matches import Matches, MatchingError
 from .pipeline import corner_features, match_to_keyframe
 from .pnp import PnPResult, estimate_pnp, solve_pnp
 from .sampling import rescale_xy, sample_descriptors, sample_shifted
-from .verification import GeometricVerification, verify
+from .verification import GeometricVerification, Verification, verify
 
 __all__ = [
     "GeometricVerification", "Matches", "MatchingConfig", "MatchingError", "PnPResult", "corner_features",
     "detect_corners", "estimate_pnp", "match_corners", "match_dense", "match_to_keyframe", "rescale_xy",
-    "sample_descriptors", "sample_shifted", "solve_pnp", "verify",
+    "sample_descriptors", "sample_shifted", "solve_pnp", "Verification", "verify",
 ]

@@ -8,6 +8,9 @@ from ..schema import param
 
 @dataclass
 class MatchingConfig:
+    method: str = param("dvf", "Which matches verify a keyframe: dvf (the network's descriptors), sift (OpenCV "
+                        "SIFT) or dvf+sift (both into one RANSAC; the map must be built with sift in the method "
+                        "to store SIFT keypoints)", choices=("dvf", "sift", "dvf+sift"), dynamic=True)
     direction: str = param("dense", "corners = corner-to-corner (paper); dense = keyframe corners searched "
                            "over every query pixel", choices=("corners", "dense"), dynamic=True)
     max_corners: int = param(500, "Shi-Tomasi: maximum corners per image", low=8, high=20000)

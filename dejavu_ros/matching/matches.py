@@ -46,6 +46,19 @@ class Matches:
                        self.distance[keep], self.ratio[keep], self.direction, dict(self.counts))
 
     @classmethod
+    def concat(cls, parts: list["Matches"]) -> "Matches":
+        """One match set of several (the hybrid's DVF and SIFT matches go to one RANSAC)."""
+        parts = [p for p in parts if p is not None]
+        if len(parts) == 1:
+            return parts[0]
+        counts: dict[str, int] = {}
+        for p in parts:
+            counts.update(p.counts)
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                     ("query_xy", "map_xy", "map_idx", "query_idx", "distance", "ratio")),
+                   direction="+".join(p.direction for p in parts), counts=counts)
+
+    @classmethod
     def empty(cls, direction: str, counts: dict[str, int] | None = None) -> "Matches":
         return cls(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.int64),
                    np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32), direction,

@@ -118,7 +118,9 @@ def estimate_pnp(matches: Matches, keyframe_points3d, K_query,
     if len(matches) and matches.map_idx.max() >= len(pts):
         raise MatchingError(f"keyframe_points3d: {len(pts)} points but matches index corner "
                             f"{int(matches.map_idx.max())}")
-    xyz = pts[matches.map_idx] if len(matches) else np.zeros((0, 3))
+    xyz = np.full((len(matches), 3), np.nan)
+    corner = matches.map_idx >= 0  # SIFT matches (map_idx -1) have no keyframe corner, so no 3-D point
+    xyz[corner] = pts[matches.map_idx[corner]]
     return solve_pnp(matches.query_xy, xyz, K_query, cfg)
 
 

@@ -1,4 +1,5 @@
-"""Settings of the relocalization engine (shortlist, re-rank, verification, sequences)."""
+"""Settings of the relocalization engine (shortlist, re-rank, verification, sequences) and of the
+trust decision that says whether a place may be published as "relocalized"."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,24 @@ from ..schema import param
 class EngineConfig:
     shortlist_k: int = param(20, "Keyframes kept by the global-descriptor shortlist", low=1, high=10000,
                              dynamic=True)
-    verify_top_m: int = param(3, "Best CX candidates that go through sparse verification", low=0, high=100,
-                              dynamic=True)
+    verify_top_m: int = param(3, "Best CX candidates that go through sparse verification (the best candidate "
+                              "of another place is verified too, as the trust decision's runner-up)",
+                              low=0, high=100, dynamic=True)
     publish_top_k: int = param(5, "Ranked candidates reported per frame", low=1, high=100, dynamic=True)
-    sequence_length: int = param(0, "Fuse scores over the last N frames along keyframe sequences (0 = off)",
+    sequence_length: int = param(10, "Route localization over the last N frames: sequence search along each "
+                                 "traversal, or the odometry filter when odometry arrives (0 = single frames)",
                                  low=0, high=100, dynamic=True)
+
+
+@dataclass
+class TrustConfig:
+    model: str = param("", "Calibration of the trust decision (.json); empty = the one shipped in models/, "
+                       "calibrated for the default DVF model")
+    min_confidence: float = param(0.995, "Publish a pose only when the calibrated probability that its place is "
+                                  "right reaches this (the shipped calibration's operating point; README, "
+                                  "'Trust')", low=0.0, high=1.0, dynamic=True)
+    other_places: int = param(2, "Runner-up places verified besides the best candidates: the winner's evidence "
+                              "is compared with the strongest of them", low=1, high=20, dynamic=True)
+    place_radius_m: float = param(15.0, "Keyframes closer than this to a candidate show the same place; the "
+                                  "runner-up the winner is tested against lies farther away", low=0.0,
+                                  high=1e6, dynamic=True)

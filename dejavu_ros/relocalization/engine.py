@@ -1,11 +1,15 @@
-"""The relocalization engine: one camera frame in, ranked candidates and a verified pose out.
+"""The relocalization engine: one camera frame in, ranked candidates and a trusted pose out.
 
 Stages (each timed): DVF → global descriptor → shortlist of the top-K keyframes by cosine →
-contextual-similarity re-rank of the shortlist in one batch → optional sequence fusion → sparse
-verification of the best M (matching + RANSAC, PnP when the keyframe has 3-D points).
+contextual-similarity re-rank of the shortlist in one batch → route localization over the recent
+frames (relocalization/route.py: sequence search, or an odometry filter when odometry is given;
+``engine.sequence_length`` frames, 0 = off) → sparse verification of the best M, of the route's
+keyframe and of the runner-up places → the trust decision (relocalization/trust.py): each verified
+keyframe's evidence against the strongest other place, calibrated into a probability; the best is
+published when it reaches ``trust.min_confidence``.
 
-The keyframe tensors the hot path needs (global descriptors, CX grids) are loaded once per map
-onto the engine's device; everything else (corners, thumbnails) is read per verified keyframe.
+The keyframe tensors the hot path needs (global descriptors, CX grids, poses) are loaded once per
+map onto the engine's device; everything else (corners, thumbnails) is read per verified keyframe.
 """
 from __future__ import annotations
 
@@ -13,34 +17,38 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from ..config import DejavuConfig
-from ..errors import DejavuError
 from ..features.extractor import FeatureExtractor
 from ..geometry import CameraIntrinsics
-from ..map.errors import InvalidKeyframeError
 from ..map.keyframe import Keyframe
 from ..map.selection import KeyframeSelector
 from ..map.store import KeyframeMap
 from ..map.thumbnail import decode_thumbnail
+from ..matching.matches import Matches
 from ..matching.pipeline import corner_features, match_to_keyframe
-from ..matching.pnp import estimate_pnp
+from ..matching.sift import match_sift, sift_features, uses_dvf, uses_sift
 from ..matching.verification import GeometricVerification, verify
 from ..similarity.cx import contextual_similarity
 from ..similarity.global_descriptor import shortlist
-from .frame import FrameFeatures, describe, make_keyframe, scaled_camera
-from .result import Candidate, PoseEstimate, RelocalizationResult
-from .sequence import SequenceFusion
+from . import trust
+from .frame import FrameFeatures, describe, usable_camera
+from .mapping import MappingMode, open_map
+from .pose import estimate_pose
+from .result import Candidate, RelocalizationResult, Status
+from .route import (
+    OdometryFilter,
+    RouteHypothesis,
+    SequenceSearch,
+    Traversals,
+    frame_scores,
+)
 
 log = logging.getLogger(__name__)
-
-#: keyframe-pose covariance when the pose is the verified keyframe's own (no metric PnP):
-#: the query is "somewhere near" the keyframe, a few metres and tens of degrees
-_KEYFRAME_POSE_SIGMA = (3.0, 0.5)  # metres, radians at the acceptance threshold
 
 
 class _Timer:
@@ -59,16 +67,20 @@ class _Timer:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1e3
 
 
-class RelocalizationEngine:
-    """Holds the model, the map and the keyframe tensors; thread-safe for one worker + map edits."""
+class RelocalizationEngine(MappingMode):
+    """Holds the model, the map, the keyframe tensors and the trust calibration; thread-safe for one
+    worker + map edits."""
 
-    def __init__(self, cfg: DejavuConfig, extractor: FeatureExtractor, keyframe_map: KeyframeMap | None = None) -> None:
+    def __init__(self, cfg: DejavuConfig, extractor: FeatureExtractor, keyframe_map: KeyframeMap | None = None,
+                 trust_model: trust.TrustModel | None = None) -> None:
         self.cfg = cfg
         self.extractor = extractor
         self.map = keyframe_map
+        self.trust = trust_model or trust.TrustModel.load(cfg.trust.model or None)
         self._lock = threading.RLock()
         self._selector = KeyframeSelector(cfg.keyframes)
-        self._sequence = SequenceFusion(cfg.engine.sequence_length)
+        self._traversal: int | None = None  # this mapping session's traversal id (set at its first keyframe)
+        self._new_route_state()
         self._load_tensors()
 
     # --- construction -----------------------------------------------------------------------
@@ -89,6 +101,9 @@ class RelocalizationEngine:
         self._grids = torch.zeros((0, self.extractor.descriptor_dim, 1, 1), device=dev, dtype=torch.float16)
         self._positions = np.zeros((0, 3))
         self._orientations = np.zeros((0, 4))
+        self._spacing: np.ndarray | None = None
+        self._traversal_keys: list = []
+        self._traversals: Traversals | None = None
         if self.map is None or len(self.map) == 0:
             return
         ids, glob = self.map.load_global_descriptors()
@@ -99,6 +114,26 @@ class RelocalizationEngine:
         order = {int(k): i for i, k in enumerate(pose_ids)}
         sel = [order[int(k)] for k in self._ids]
         self._positions, self._orientations = positions[sel], orientations[sel]
+        self._traversal_keys = self.map.load_traversals()
+
+    def _new_route_state(self) -> None:
+        length = self.cfg.engine.sequence_length
+        self._search, self._filter = SequenceSearch(length), OdometryFilter(length)
+
+    def _route_traversals(self) -> Traversals:
+        if self._traversals is None or len(self._traversals.which) != self.map_size:
+            self._traversals = Traversals.from_map(self._traversal_keys, self._positions)
+        return self._traversals
+
+    def _keyframe_spacing(self, row: int) -> float:
+        """Distance from keyframe ``row`` to its nearest other keyframe (inf in a one-keyframe map)."""
+        if self._spacing is None or len(self._spacing) != self.map_size:
+            if self.map_size < 2:
+                self._spacing = np.full(self.map_size, np.inf)
+            else:
+                dist, _ = cKDTree(self._positions).query(self._positions, k=2)
+                self._spacing = dist[:, 1]
+        return float(self._spacing[row])
 
     # --- properties the node reports ---------------------------------------------------------
 
@@ -133,183 +168,156 @@ class RelocalizationEngine:
     def update_config(self, cfg: DejavuConfig) -> None:
         """Apply run-time-safe changes (thresholds, K, M, direction)."""
         with self._lock:
-            if cfg.engine.sequence_length != self._sequence.length:
-                self._sequence = SequenceFusion(cfg.engine.sequence_length)
+            changed = cfg.engine.sequence_length != self.cfg.engine.sequence_length
             self.cfg = cfg
+            if changed:
+                self._new_route_state()
+
+    def reset_route(self) -> None:
+        """Forget the recent frames (a kidnapped robot, or a global relocalization on request)."""
+        with self._lock:
+            self._search.reset()
+            self._filter.reset()
 
     # --- the hot path ------------------------------------------------------------------------
 
-    def relocalize(self, image: np.ndarray, stamp: float, camera: CameraIntrinsics | None = None) -> RelocalizationResult:
-        """Where was this frame taken? Never raises on an empty map (status ``map_empty``)."""
+    def relocalize(self, image: np.ndarray, stamp: float, camera: CameraIntrinsics | None = None,
+                   odometry: np.ndarray | None = None) -> RelocalizationResult:
+        """Where was this frame taken? Never raises on an empty map (status ``map_empty``).
+
+        ``odometry``: the robot's (or camera's) position (3,) in its odometry frame at this image, any
+        frame: only the distance travelled between frames is used (the route filter's motion).
+        """
         with self._lock:
             cfg, timer = self.cfg, _Timer(self.extractor.device)
             size = (int(image.shape[1]), int(image.shape[0])) if getattr(image, "ndim", 0) >= 2 else (0, 0)
             if self.map_size == 0:
-                return RelocalizationResult(stamp=stamp, image_size=size, status="map_empty",
+                return RelocalizationResult(stamp=stamp, image_size=size, status=Status.MAP_EMPTY,
                                             message="map is empty")
             with timer.stage("features"):
                 frame = describe(image, self.extractor, cfg, self.grid_shape)
             with timer.stage("shortlist"):
-                short_scores, short_idx = shortlist(frame.global_desc, self._global, cfg.engine.shortlist_k)
+                cosine = self._global @ frame.global_desc
+                short_scores, short_idx = shortlist(frame.global_desc, self._global, cfg.engine.shortlist_k,
+                                                    scores=cosine)
             with timer.stage("rerank"):
-                grids = self._grids[short_idx].float()
-                sim = cfg.similarity
-                cx = contextual_similarity(frame.grid, grids, sim.offset, sim.bandwidth, sim.symmetric,
-                                           sim.memory_budget_mb << 20)
-                ids = self._ids[short_idx.cpu().numpy()]
-                cx_np = cx.cpu().numpy().astype(np.float64)
-                fused = self._sequence.fuse(ids, cx_np) if cfg.engine.sequence_length > 1 else cx_np
-                order = np.argsort(-fused, kind="stable")
-            candidates = [self._candidate(rank, int(short_idx[i]), float(short_scores[i]), float(cx_np[i]))
-                          for rank, i in enumerate(order[: cfg.engine.publish_top_k])]
-            result = RelocalizationResult(stamp=stamp, image_size=size, status="not_verified",
-                                          candidates=candidates)
+                rows = short_idx.cpu().numpy()
+                cx_np = self._cx(frame, rows)
+            route = None
+            if cfg.engine.sequence_length > 0:
+                with timer.stage("route"):
+                    scores = frame_scores(cosine.cpu().numpy(), rows, cx_np)
+                    route = self._route(scores, odometry)
+                    if route is not None and route.row not in rows:  # the route's keyframe joins the candidates
+                        rows = np.append(rows, route.row)
+                        cx_np = np.append(cx_np, self._cx(frame, rows[-1:]))
+            order = np.argsort(-cx_np, kind="stable")
+            result = RelocalizationResult(stamp=stamp, image_size=size, status=Status.NOT_VERIFIED)
+            if route is not None:
+                result.route_keyframe, result.route_support = int(self._ids[route.row]), route.support
+                result.route_position = self._positions[route.row].copy()
             with timer.stage("verification"):
-                self._verify(frame, camera, result, [int(ids[i]) for i in order[: cfg.engine.verify_top_m]])
+                self._decide(frame, usable_camera(camera), result, rows[order], cx_np[order],
+                             cosine.cpu().numpy()[rows[order]], route)
             result.timings_ms = timer.ms
             result.timings_ms["total"] = sum(timer.ms.values())
             return result
 
-    def _candidate(self, rank: int, row: int, short: float, cx: float) -> Candidate:
-        return Candidate(keyframe_id=int(self._ids[row]), rank=rank, shortlist_score=short, cx_score=cx,
-                         position=self._positions[row].copy(), orientation=self._orientations[row].copy())
+    def _cx(self, frame: FrameFeatures, rows: np.ndarray) -> np.ndarray:
+        """Contextual similarity of the frame to keyframe ``rows``, in one batch."""
+        sim = self.cfg.similarity
+        grids = self._grids[torch.as_tensor(rows, device=self._grids.device)].float()
+        cx = contextual_similarity(frame.grid, grids, sim.offset, sim.bandwidth, sim.symmetric,
+                                   sim.memory_budget_mb << 20)
+        return cx.cpu().numpy().astype(np.float64)
 
-    def _verify(self, frame: FrameFeatures, camera: CameraIntrinsics | None, result: RelocalizationResult,
-                keyframe_ids: list[int]) -> None:
-        cfg = self.cfg.matching
-        cam = scaled_camera(camera, frame.scale)
-        query_xy = corner_features(frame.rgb, frame.dense, cfg)[0] if cfg.direction == "corners" else None
-        best: tuple[GeometricVerification, Keyframe] | None = None
-        for kf_id in keyframe_ids:
-            kf = self.map.get(kf_id)
-            matches = match_to_keyframe(frame.dense, kf.keypoints, kf.descriptors.astype(np.float32), cfg,
-                                        query_xy=query_xy, query_image_size=frame.size)
-            geo = verify(matches, cfg, K_query=cam, K_map=kf.camera_k)
-            for cand in result.candidates:
-                if cand.keyframe_id == kf_id:
-                    cand.inliers = geo.num_inliers
-            if best is None or (geo.accepted, geo.num_inliers) > (best[0].accepted, best[0].num_inliers):
-                best = (geo, kf)
+    def _route(self, scores: np.ndarray, odometry) -> RouteHypothesis | None:
+        traversals = self._route_traversals()
+        radius = self.cfg.trust.place_radius_m
+
+        def near_of(row: int) -> np.ndarray:
+            return np.linalg.norm(self._positions - self._positions[row], axis=1) < radius
+
+        if odometry is not None:
+            return self._filter.update(scores, np.asarray(odometry, np.float64), traversals, near_of)
+        return self._search.update(scores, traversals, near_of)
+
+    def _decide(self, frame: FrameFeatures, camera: CameraIntrinsics | None, result: RelocalizationResult,
+                rows: np.ndarray, scores: np.ndarray, short_scores: np.ndarray,
+                route: RouteHypothesis | None = None) -> None:
+        """Verify the best candidates, the route's keyframe and the runner-up places, calibrate, publish
+        the winner if trusted."""
+        cfg, model = self.cfg, self.trust
+        near = trust.same_place(self._positions[rows], cfg.trust.place_radius_m)
+        to_verify = list(range(min(cfg.engine.verify_top_m, len(rows))))
+        route_k = int(np.flatnonzero(rows == route.row)[0]) if route is not None else None
+        if to_verify and route_k is not None and route_k not in to_verify:
+            to_verify.insert(0, route_k)
+        if to_verify:  # the runner-up places get geometric evidence too
+            to_verify += trust.runner_ups(near, to_verify, cfg.trust.other_places)
+        checked = self._verify(frame, camera, rows, to_verify)
+        stats = {k: geo.stats() for k, (geo, _kf) in checked.items()}
+        confidence = np.zeros(len(rows))
+        best = None
+        for k in range(len(rows)):
+            other = trust.other_place(k, near, scores, stats, model.typical_other)
+            if k in stats:
+                x = trust.features(stats[k], scores[k], other, route_support=(
+                    None if route is None else route.support if near[k, route_k] else 0.0))
+                confidence[k] = model.probability(x)
+                result.evidence[int(self._ids[rows[k]])] = {**x, **{f"stat_{n}": v for n, v in stats[k].items()},
+                                                            "other_exists": float(other.exists)}
+                if best is None or confidence[k] > confidence[best]:
+                    best = k
+            else:
+                confidence[k] = model.cx_probability(
+                    np.log(max(scores[k], 1e-6)) - np.log(max(other.cx, 1e-6)))
+        result.candidates = [
+            Candidate(keyframe_id=int(self._ids[rows[k]]), rank=k, shortlist_score=float(short_scores[k]),
+                      cx_score=float(scores[k]), position=self._positions[rows[k]].copy(),
+                      orientation=self._orientations[rows[k]].copy(),
+                      inliers=checked[k][0].num_inliers if k in checked else 0, confidence=float(confidence[k]))
+            for k in range(min(cfg.engine.publish_top_k, len(rows)))]
         if best is None:
+            result.confidence = float(confidence[0]) if len(rows) else 0.0
+            result.message = "no candidate was verified (engine.verify_top_m is 0)"
             return
-        geo, kf = best
-        verification = geo.to_verification(int(kf.id))
-        if frame.scale != 1.0:  # report query pixels in the original image
-            verification.query_xy = verification.query_xy / frame.scale
-        result.verification = verification
+        geo, kf = checked[best]
+        result.verification = geo.to_verification(int(kf.id))
+        result.confidence = float(confidence[best])
         if not geo.accepted:
             result.message = geo.reason
-            return
-        result.status = "relocalized"
-        result.pose = self._pose(geo, kf, cam)
+        elif result.confidence < cfg.trust.min_confidence:
+            result.message = (f"confidence {result.confidence:.3f} < trust.min_confidence "
+                              f"{cfg.trust.min_confidence}: keyframe {kf.id} does not stand out from other places")
+        else:
+            result.status = Status.RELOCALIZED
+            result.pose = estimate_pose(geo, kf, camera, cfg.matching, result.confidence,
+                                        min(self._keyframe_spacing(int(rows[best])), cfg.trust.place_radius_m),
+                                        cfg.trust.place_radius_m)
 
-    def _pose(self, geo: GeometricVerification, kf: Keyframe, cam: CameraIntrinsics | None) -> PoseEstimate:
+    def _verify(self, frame: FrameFeatures, camera: CameraIntrinsics | None, rows: np.ndarray,
+                which: list[int]) -> dict[int, tuple[GeometricVerification, Keyframe]]:
+        """Sparse matching + RANSAC of candidates ``which`` (indices into ``rows``), in original pixels."""
         cfg = self.cfg.matching
-        if kf.points3d is not None and cam is not None:
-            pnp = estimate_pnp(geo.inliers, kf.points3d, cam, cfg)
-            if pnp.accepted:
-                position, orientation, cov = pnp.in_map_frame(kf.position, kf.orientation, kf.covariance)
-                return PoseEstimate(position=position, orientation=orientation, covariance=cov, source="pnp",
-                                    inliers=pnp.num_inliers)
-        # no metric solution: the query stands near the verified keyframe; confidence grows with inliers
-        shrink = max(cfg.min_inliers, 1) / max(geo.num_inliers, 1)
-        sigma_t, sigma_r = (s * np.sqrt(shrink) for s in _KEYFRAME_POSE_SIGMA)
-        cov = np.diag([sigma_t ** 2] * 3 + [sigma_r ** 2] * 3)
-        if kf.covariance is not None:
-            cov = cov + kf.covariance
-        return PoseEstimate(position=kf.position.copy(), orientation=kf.orientation.copy(), covariance=cov,
-                            source="keyframe", inliers=geo.num_inliers)
-
-    # --- mapping -----------------------------------------------------------------------------
-
-    def add_frame(self, image: np.ndarray, stamp: float, position, orientation, covariance=None,
-                  camera: CameraIntrinsics | None = None, depth: np.ndarray | None = None,
-                  source: str = "") -> tuple[bool, str, int | None]:
-        """Mapping mode: keep the frame as a keyframe when the selection rules say so.
-
-        Returns ``(added, reason, keyframe_id)``; a bad pose is a skipped frame, not an exception.
-        """
-        with self._lock:
-            if self.map is None or self.map.read_only:
-                raise DejavuError("add_frame needs a map opened for writing (node.map_mode: map)")
-            pos, quat = np.asarray(position, np.float64), np.asarray(orientation, np.float64)
-            if pos.shape != (3,) or quat.shape != (4,) or not (np.isfinite(pos).all() and np.isfinite(quat).all()):
-                return False, "invalid_pose: NaN/Inf or wrong shape", None
-            if covariance is not None and (np.size(covariance) != 36
-                                           or not np.isfinite(np.asarray(covariance, np.float64)).all()):
-                return False, f"invalid_pose: covariance must be 36 finite values, got {np.size(covariance)}", None
-            if abs(np.linalg.norm(quat) - 1.0) > 1e-3:
-                return False, f"invalid_pose: quaternion norm {np.linalg.norm(quat):.4g} is not 1", None
-            add, reason = self._selector.should_add(stamp, pos, quat)
-            if not add and not self.cfg.keyframes.novelty_cx:
-                return False, reason, None
-            frame = describe(image, self.extractor, self.cfg, self.grid_shape)
-            if not add:
-                prev = self._grids[-1].float()
-                sim = self.cfg.similarity
-                novelty = float(contextual_similarity(frame.grid, prev, sim.offset, sim.bandwidth, sim.symmetric)[0])
-                add, reason = self._selector.should_add(stamp, pos, quat, novelty_cx=novelty)
-                if not add:
-                    return False, reason, None
-            kf = make_keyframe(frame, stamp, pos, quat, self.cfg, covariance=covariance, camera=camera,
-                               depth=depth, source=source, frame_id=self.map.frame_id)
-            try:
-                kf_id = self.map.append(kf)
-            except InvalidKeyframeError as exc:
-                return False, f"invalid_keyframe: {exc}", None
-            self._append_tensors(kf_id, kf)
-            return True, reason, kf_id
-
-    def _append_tensors(self, kf_id: int, kf: Keyframe) -> None:
-        dev = self.extractor.device
-        glob = torch.from_numpy(kf.global_desc.astype(np.float32))[None].to(dev)
-        grid = torch.from_numpy(kf.grid.astype(np.float16))[None].to(dev)
-        self._global = glob if self.map_size == 0 else torch.cat([self._global, glob])
-        self._grids = grid if self.map_size == 0 else torch.cat([self._grids, grid])
-        self._ids = np.append(self._ids, kf_id)
-        self._positions = np.vstack([self._positions, kf.position[None]])
-        self._orientations = np.vstack([self._orientations, kf.orientation[None]])
-
-    def save_map(self) -> Path | None:
-        """Every append is its own committed transaction, so saving only confirms the file."""
-        with self._lock:
-            return None if self.map is None else self.map.path
-
-    def reload_map(self) -> int:
-        """Re-read the map file (e.g. after another process extended it); returns the keyframe count."""
-        with self._lock:
-            if self.map is not None:
-                path, read_only = self.map.path, self.map.read_only
-                self.map.close()
-                self.map = KeyframeMap.open(path, mode="r" if read_only else "rw",
-                                            expected_fingerprint=self.fingerprint,
-                                            expected_descriptor_dim=self.extractor.descriptor_dim,
-                                            allow_model_mismatch=self.cfg.node.allow_model_mismatch)
-            self._load_tensors()
-            self._sequence.reset()
-            return self.map_size
+        query_xy = corner_features(frame.rgb, frame.dense, cfg)[0] if cfg.direction == "corners" else None
+        query_sift = sift_features(frame.rgb, cfg.max_corners) if uses_sift(cfg) else None
+        out = {}
+        for k in which:
+            kf = self.map.get(int(self._ids[rows[k]]))
+            parts = []
+            if uses_dvf(cfg) or kf.sift_keypoints is None:  # a keyframe mapped without SIFT falls back on DVF
+                parts.append(match_to_keyframe(frame.dense, kf.keypoints, kf.descriptors.astype(np.float32), cfg,
+                                               query_xy=query_xy))
+            if query_sift is not None and kf.sift_keypoints is not None:
+                parts.append(match_sift(*query_sift, kf.sift_keypoints, kf.sift_descriptors))
+            matches = Matches.concat(parts)
+            matches.query_xy = frame.to_original(matches.query_xy)
+            geo = verify(matches, cfg, K_query=camera, K_map=kf.camera_k, query_size=frame.original_size)
+            out[k] = (geo, kf)
+        return out
 
     def close(self) -> None:
         with self._lock:
             if self.map is not None:
                 self.map.close()
-
-
-def open_map(cfg: DejavuConfig, extractor: FeatureExtractor, mode: str) -> KeyframeMap:
-    """Localize: open read-only and check the model. Map: open for appending, creating it if new."""
-    path = Path(cfg.node.map_path)
-    if mode == "map" and not path.exists():
-        return KeyframeMap.create(path, model_fingerprint=extractor.fingerprint,
-                                  descriptor_dim=extractor.descriptor_dim, frame_id=cfg.keyframes.frame_id,
-                                  engine_config=_map_config(cfg))
-    return KeyframeMap.open(path, mode="rw" if mode == "map" else "r", expected_fingerprint=extractor.fingerprint,
-                            expected_descriptor_dim=extractor.descriptor_dim,
-                            allow_model_mismatch=cfg.node.allow_model_mismatch)
-
-
-def _map_config(cfg: DejavuConfig) -> dict:
-    """The settings that shaped the stored descriptors (recorded in the map's meta table)."""
-    from .. import schema
-
-    return {k: v for k, v in schema.to_flat(cfg).items()
-            if k.split(".")[0] in ("features", "similarity", "matching", "keyframes")}

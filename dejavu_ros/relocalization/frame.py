@@ -2,6 +2,10 @@
 
 Building a keyframe and answering a query start the same way — downscale huge images, run DVF,
 pool a global descriptor, make the CX grid — so that work lives here once.
+
+Pixel frame: everything that leaves this module (keyframe corners, intrinsics, 3-D points' image
+positions) is in the pixels of the original image, whatever size the network saw it at
+(``features.max_side``); :meth:`FrameFeatures.to_original` converts network pixels.
 """
 from __future__ import annotations
 
@@ -13,12 +17,12 @@ import torch.nn.functional as F
 
 from ..config import DejavuConfig
 from ..features.extractor import FeatureExtractor
-from ..features.preprocess import check_rgb
+from ..features.preprocess import check_rgb, limit_size, to_original_xy, to_resized_xy
 from ..geometry import CameraIntrinsics
-from ..io.images import limit_size
 from ..map.keyframe import Keyframe
 from ..map.thumbnail import make_thumbnail
 from ..matching.pipeline import corner_features
+from ..matching.sift import sift_features, uses_sift
 from ..similarity.global_descriptor import global_descriptor
 from ..similarity.grid import to_grid
 
@@ -32,10 +36,20 @@ class FrameFeatures:
     dense: torch.Tensor  # n×H×W on the extractor's device
     global_desc: torch.Tensor  # (D,)
     grid: torch.Tensor  # n×h×w
+    original_size: tuple[int, int] = (0, 0)  # (width, height) of the image as it arrived
 
     @property
     def size(self) -> tuple[int, int]:
+        """(width, height) the network saw."""
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
+
+    def to_original(self, xy: np.ndarray) -> np.ndarray:
+        """Network pixels → original image pixels."""
+        return to_original_xy(xy, self.size, self.original_size)
+
+    def to_network(self, xy: np.ndarray) -> np.ndarray:
+        """Original image pixels → network pixels."""
+        return to_resized_xy(xy, self.original_size, self.size)
 
 
 def describe(image: np.ndarray, extractor: FeatureExtractor, cfg: DejavuConfig,
@@ -45,21 +59,21 @@ def describe(image: np.ndarray, extractor: FeatureExtractor, cfg: DejavuConfig,
     ``grid_shape`` forces the CX grid to a map's shape (CX is alignment-free, so a small aspect
     change is harmless, and one shape lets all keyframes be compared in one batch).
     """
-    rgb, scale = limit_size(check_rgb(image), cfg.features.max_side)
+    image = check_rgb(image)
+    rgb, scale = limit_size(image, cfg.features.max_side)
     dense = extractor.extract(rgb)
     sim = cfg.similarity
     grid = to_grid(dense, sim.grid_stride, sim.grid_mode, sim.grid_max_side)
     if grid_shape is not None and tuple(grid.shape[-2:]) != tuple(grid_shape):
         grid = F.interpolate(grid[None], size=tuple(grid_shape), mode="bilinear", align_corners=True)[0]
     gdesc = global_descriptor(dense, sim.global_cells)[0]
-    return FrameFeatures(rgb=rgb, scale=scale, dense=dense, global_desc=gdesc, grid=grid)
+    return FrameFeatures(rgb=rgb, scale=scale, dense=dense, global_desc=gdesc, grid=grid,
+                         original_size=(int(image.shape[1]), int(image.shape[0])))
 
 
-def scaled_camera(camera: CameraIntrinsics | None, scale: float) -> CameraIntrinsics | None:
-    """Intrinsics in the pixels the network saw."""
-    if camera is None or not camera.valid:
-        return None
-    return camera if scale == 1.0 else camera.scaled(scale, scale)
+def usable_camera(camera: CameraIntrinsics | None) -> CameraIntrinsics | None:
+    """The intrinsics when they are valid, else None."""
+    return camera if camera is not None and camera.valid else None
 
 
 def points_from_depth(xy: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
@@ -81,18 +95,24 @@ def make_keyframe(frame: FrameFeatures, stamp: float, position, orientation, cfg
                   source: str = "", frame_id: str | None = None) -> Keyframe:
     """A map row from a described frame: corners, their descriptors, optional 3-D points.
 
-    Keypoints and intrinsics are stored in the pixels the network saw, so matching at query time
-    needs no rescaling on the map side.
+    Corners are found on the image the network saw and stored, with the intrinsics, in the
+    original image's pixels (one pixel frame for everything the map and the results hold).
     """
-    xy, desc = corner_features(frame.rgb, frame.dense, cfg.matching)
-    cam = scaled_camera(camera, frame.scale)
+    net_xy, desc = corner_features(frame.rgb, frame.dense, cfg.matching)
+    xy = frame.to_original(net_xy)
+    sift_xy = sift_desc = None
+    if uses_sift(cfg.matching):
+        sift_net, sift_desc = sift_features(frame.rgb, cfg.matching.max_corners)
+        sift_xy = frame.to_original(sift_net)
+    cam = usable_camera(camera)
     points = points_from_depth(xy, depth, cam) if depth is not None and cam is not None else None
     return Keyframe(
         stamp=float(stamp), position=np.asarray(position, np.float64), orientation=np.asarray(orientation, np.float64),
         global_desc=frame.global_desc.cpu().numpy().astype(np.float32),
         grid=frame.grid.cpu().numpy().astype(np.float16),
         keypoints=np.asarray(xy, np.float32), descriptors=desc.cpu().numpy().astype(np.float16),
-        image_size=frame.size, frame_id=frame_id or cfg.keyframes.frame_id, source=source,
+        image_size=frame.original_size, frame_id=frame_id or cfg.keyframes.frame_id, source=source,
         covariance=None if covariance is None else np.asarray(covariance, np.float64).reshape(6, 6),
         points3d=points, camera_k=None if cam is None else np.asarray(cam.k, np.float64),
-        thumbnail=make_thumbnail(frame.rgb, cfg.keyframes.thumbnail_side, cfg.keyframes.thumbnail_quality))
+        thumbnail=make_thumbnail(frame.rgb, cfg.keyframes.thumbnail_side, cfg.keyframes.thumbnail_quality),
+        sift_keypoints=sift_xy, sift_descriptors=sift_desc)

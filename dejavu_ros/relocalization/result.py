@@ -1,9 +1,40 @@
-"""What one call of the engine returns; the node and the offline replay publish from this."""
+"""What one call of the engine returns; the node and the offline replay publish from this.
+
+Frames and units: positions in metres and orientations as quaternions (x, y, z, w) of the *camera*
+(optical frame: z forward, x right, y down) in the map frame; pixel coordinates in the pixels of the
+original images (the query as it arrived, the keyframe as it was mapped), whatever size the
+network saw them at; confidences are calibrated probabilities in [0, 1].
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
+
+from ..matching.verification import Verification
+
+
+class Status(str, Enum):
+    """Outcome of one frame (a ``str`` enum: it compares and serialises as its value)."""
+
+    RELOCALIZED = "relocalized"  # a place passed the trust decision; ``pose`` is set
+    NOT_VERIFIED = "not_verified"  # ranked candidates only: no place passed
+    MAP_EMPTY = "map_empty"  # the map holds no keyframes
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class PoseSource(str, Enum):
+    """How the published pose was obtained (and so what its covariance means)."""
+
+    PNP = "pnp"  # metric 6-DoF pose from the keyframe's 3-D points (depth at mapping time)
+    RELATIVE_ROTATION = "relative_rotation"  # keyframe position, orientation from the essential matrix
+    KEYFRAME = "keyframe"  # the keyframe's own pose: the camera stands near it, looking the same way
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -12,56 +43,70 @@ class Candidate:
 
     keyframe_id: int
     rank: int  # 0 = best
-    shortlist_score: float  # global-descriptor cosine
+    shortlist_score: float  # global-descriptor cosine similarity in [-1, 1]
     cx_score: float  # contextual similarity in [0, 1]
-    position: np.ndarray  # (3,) keyframe camera position, map frame
-    orientation: np.ndarray  # (4,) x, y, z, w
-    inliers: int = 0  # verified inliers (0 when not verified)
-
-
-@dataclass
-class Verification:
-    """Sparse matching + RANSAC between the query and one keyframe."""
-
-    keyframe_id: int
-    query_xy: np.ndarray  # (N, 2) inlier pixel positions in the query image
-    map_xy: np.ndarray  # (N, 2) the matching positions in the keyframe image
-    scores: np.ndarray  # (N,) match confidence in [0, 1]
-    num_matches: int  # matches that entered RANSAC
-    inlier_ratio: float
-    model: str  # "essential" (intrinsics known) or "fundamental"
-    matrix: np.ndarray  # (3, 3) E or F
-    rotation: np.ndarray | None = None  # (3, 3) query camera w.r.t. keyframe camera (from E)
-    translation_dir: np.ndarray | None = None  # (3,) unit vector (from E)
-    accepted: bool = False
-
-    @property
-    def num_inliers(self) -> int:
-        return int(len(self.query_xy))
+    position: np.ndarray  # (3,) keyframe camera position, map frame, metres
+    orientation: np.ndarray  # (4,) keyframe camera orientation, map frame, x y z w
+    inliers: int = 0  # RANSAC inliers of its verification (0 when it was not verified)
+    confidence: float = 0.0  # calibrated probability that this keyframe shows the query's place
 
 
 @dataclass
 class PoseEstimate:
     """Camera pose of the query in the map frame."""
 
-    position: np.ndarray  # (3,)
+    position: np.ndarray  # (3,) metres
     orientation: np.ndarray  # (4,) x, y, z, w
-    covariance: np.ndarray  # (6, 6) x y z roll pitch yaw
-    source: str  # "pnp" (metric, from 3-D points) or "keyframe" (pose of the verified keyframe)
-    inliers: int = 0
+    covariance: np.ndarray  # (6, 6) over x y z roll pitch yaw (m², rad²), ROS order
+    source: PoseSource
+    inliers: int = 0  # inliers of the geometry it came from
 
 
 @dataclass
 class RelocalizationResult:
-    stamp: float
-    image_size: tuple[int, int]  # (width, height) of the query
-    status: str  # "relocalized", "not_verified", "map_empty", "error"
-    candidates: list[Candidate] = field(default_factory=list)
+    """Everything the engine concluded about one frame.
+
+    ``verification`` belongs to :attr:`keyframe_id` — the keyframe the debug view, the report
+    and the matches show — and its matches are published only when ``status`` is relocalized.
+    ``evidence`` holds, per verified keyframe id, the trust decision's features (its evidence
+    against the strongest other place) and the verification statistics they came from.
+    """
+
+    stamp: float  # seconds, the image's stamp
+    image_size: tuple[int, int]  # (width, height) of the query image as it arrived
+    status: Status
+    candidates: list[Candidate] = field(default_factory=list)  # ranked, best first
     verification: Verification | None = None
-    pose: PoseEstimate | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    message: str = ""
+    pose: PoseEstimate | None = None  # set when relocalized
+    confidence: float = 0.0  # calibrated probability that the reported place is right
+    route_keyframe: int | None = None  # where the recent frames say the camera is (route localization on)
+    route_support: float = 0.0  # how strongly they back that keyframe's place, in [0, 1]
+    route_position: np.ndarray | None = None  # (3,) that keyframe's position, map frame
+    evidence: dict[int, dict[str, float]] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)  # per stage and "total"
+    message: str = ""  # why the frame was not relocalized, when it was not
 
     @property
     def relocalized(self) -> bool:
-        return self.status == "relocalized"
+        return self.status == Status.RELOCALIZED
+
+    @property
+    def keyframe_id(self) -> int | None:
+        """The keyframe this result is about: the verified one when there is one, else the best candidate."""
+        if self.verification is not None:
+            return int(self.verification.keyframe_id)
+        if self.candidates:
+            return int(min(self.candidates, key=lambda c: c.rank).keyframe_id)
+        return None
+
+    def candidate(self, keyframe_id: int | None) -> Candidate | None:
+        return next((c for c in self.candidates if c.keyframe_id == keyframe_id), None)
+
+
+@dataclass(frozen=True)
+class KeyframeDecision:
+    """What mapping mode did with one frame."""
+
+    added: bool
+    reason: str  # the selection rule that fired ("distance", "angle", ...), or why the frame was skipped
+    keyframe_id: int | None = None  # the new keyframe's id when added

@@ -1,7 +1,10 @@
 """rosbag2 → keyframe map, offline: the same keyframe rules as the node's mapping mode.
 
 Images are paired with poses by stamp (interpolated within ``node.pose_tolerance_s``), with the
-latest CameraInfo, and with the aligned depth image of the same stamp when one is given.
+latest CameraInfo, and with the aligned depth image of the same stamp when one is given. The pose
+topic gives the camera pose in the map frame, or — with an :class:`~dejavu_ros.io.extrinsics.Extrinsic`
+(``--camera-pose`` or ``--extrinsic-from-tf``) — the robot's, which the extrinsic turns into the
+camera optical frame's.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from ..features.extractor import FeatureExtractor
 from ..io.bag_reader import BagReader
 from ..io.camera_info import camera_info_to_intrinsics
 from ..io.errors import BagDamagedError
+from ..io.extrinsics import Extrinsic, extrinsic_from_tf
 from ..io.images import depth_to_metres, image_to_rgb
 from ..io.poses import POSE_TYPES, PoseTrack, iter_poses
 from ..relocalization.engine import RelocalizationEngine, open_map
@@ -54,7 +58,11 @@ def read_track(bag: BagReader, topic: str, summary_damage: list[str]) -> PoseTra
 def build_map_from_bag(bag_path: str | Path, out: str | Path, image_topic: str, pose_topic: str,
                        cfg: DejavuConfig, extractor: FeatureExtractor | None = None, *,
                        camera_info_topic: str | None = None, depth_topic: str | None = None,
-                       append: bool = False, progress: bool = True) -> BuildSummary:
+                       append: bool = False, progress: bool = True, extrinsic: Extrinsic | str | None = None,
+                       camera_pose: list[float] | None = None) -> BuildSummary:
+    """``extrinsic="tf"``: read T_base_camera from the bag's /tf_static (base = the pose messages'
+    child frame, camera = the images' frame); ``camera_pose``: x y z roll pitch yaw of the camera in
+    the base frame."""
     out = Path(out)
     if out.exists() and not append:
         raise DejavuError(f"map {out} already exists; pass --append to extend it (nothing is overwritten)")
@@ -73,6 +81,10 @@ def build_map_from_bag(bag_path: str | Path, out: str | Path, image_topic: str, 
         track = read_track(bag, pose_topic, damage)
         if len(track) == 0:
             raise DejavuError(f"bag {bag_path}: no valid pose on {pose_topic}")
+        if camera_pose is not None:
+            extrinsic = Extrinsic.from_xyz_rpy(camera_pose)
+        elif extrinsic == "tf":
+            extrinsic = _extrinsic_from_bag(bag, track, image_topic)
         cfg.node.map_path = str(out)
         engine = RelocalizationEngine(cfg, extractor, open_map(cfg, extractor, "map"))
         tolerance = int(cfg.node.pose_tolerance_s * 1e9)
@@ -92,7 +104,8 @@ def build_map_from_bag(bag_path: str | Path, out: str | Path, image_topic: str, 
                     images[m.stamp_ns] = (m, camera)
                 for stamp in [s for s in images if not depth_topic or s in depths]:
                     img_msg, cam = images.pop(stamp)
-                    _add(engine, img_msg, cam, depths.pop(stamp, None), track, tolerance, summary, str(bag_path))
+                    _add(engine, img_msg, cam, depths.pop(stamp, None), track, tolerance, summary, str(bag_path),
+                         extrinsic)
                 _bound(images, depths, summary)
         except BagDamagedError as exc:
             damage.append(str(exc))
@@ -121,12 +134,23 @@ def _bound(images: OrderedDict, depths: OrderedDict, summary: BuildSummary) -> N
         depths.popitem(last=False)
 
 
+def _extrinsic_from_bag(bag: BagReader, track: PoseTrack, image_topic: str) -> Extrinsic:
+    if "/tf_static" not in bag.topics:
+        raise DejavuError(f"bag {bag.path}: no /tf_static topic to read the camera extrinsic from; "
+                          "give --camera-pose x y z roll pitch yaw")
+    base = track.lookup(track.first_stamp_ns, 0).child_frame_id if track.first_stamp_ns is not None else ""
+    camera = next((m.msg.header.frame_id for m in bag.messages([image_topic])), "")
+    return extrinsic_from_tf((m.msg for m in bag.messages(["/tf_static"])), base, camera)
+
+
 def _add(engine: RelocalizationEngine, m, camera, depth_msg, track: PoseTrack, tolerance: int,
-         summary: BuildSummary, source: str) -> None:
+         summary: BuildSummary, source: str, extrinsic: Extrinsic | None = None) -> None:
     pose = track.lookup(m.stamp_ns, tolerance)
     if pose is None:
         summary.skipped["no_pose_within_tolerance"] += 1
         return
+    if extrinsic is not None:
+        pose = extrinsic.apply(pose)
     try:
         rgb = image_to_rgb(m.msg, topic=m.topic)
         depth = depth_to_metres(depth_msg.msg, topic=depth_msg.topic) if depth_msg is not None else None
@@ -134,9 +158,9 @@ def _add(engine: RelocalizationEngine, m, camera, depth_msg, track: PoseTrack, t
         summary.skipped[f"bad_image: {exc}"] += 1
         log.warning("%s", exc)
         return
-    added, reason, _ = engine.add_frame(rgb, m.stamp_ns * 1e-9, pose.position, pose.orientation,
+    decision = engine.add_frame(rgb, m.stamp_ns * 1e-9, pose.position, pose.orientation,
                                         covariance=pose.covariance, camera=camera, depth=depth, source=source)
-    if added:
+    if decision.added:
         summary.keyframes += 1
     else:
-        summary.skipped[reason.split(":")[0]] += 1
+        summary.skipped[decision.reason.split(":")[0]] += 1

@@ -11,18 +11,19 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+import cv2
 from tqdm import tqdm
 
 from ..config import DejavuConfig
 from ..errors import DejavuError
 from ..features.extractor import FeatureExtractor
 from ..io.bag_reader import BagReader
-from ..io.bag_writer import BagWriter
+from ..output.bag_writer import BagWriter
 from ..io.camera_info import camera_info_to_intrinsics
-from ..io.debug_image import render_debug_image
+from ..output.debug_image import render_result
 from ..io.errors import BagDamagedError
 from ..io.images import image_to_rgb
-from ..io.messages import RESULT_TOPICS, MessageTypes, image_msg, map_markers_msg, result_messages
+from ..output.messages import RESULT_TOPICS, MessageTypes, image_msg, map_markers_msg, result_messages
 from ..relocalization.engine import RelocalizationEngine, open_map
 from ..io.poses import POSE_TYPES
 from .build import IMAGE_TYPES, read_track
@@ -51,11 +52,7 @@ class ResultsBag:
         markers = map_markers_msg(self.mt, self._positions, result.candidates, stamp_ns, self.map_frame)
         self.writer.write(f"{RESULTS_PREFIX}/map_markers", stamp_ns, markers)
         if self.debug_images and rgb is not None:
-            best = result.verification.keyframe_id if result.verification else (
-                result.candidates[0].keyframe_id if result.candidates else None)
-            thumb = self.engine.keyframe_thumbnail(best) if best is not None else None
-            kf_size = self.engine.keyframe_image_size(best) if best is not None else None
-            view = render_debug_image(rgb, result, thumb, kf_size)
+            view = render_result(rgb, result, self.engine)
             self.writer.write(f"{RESULTS_PREFIX}/debug_image", stamp_ns, image_msg(self.mt, view, stamp_ns,
                                                                                     camera_frame))
 
@@ -67,8 +64,14 @@ def relocalize_bag(bag_path: str | Path, cfg: DejavuConfig, image_topic: str, *,
                    extractor: FeatureExtractor | None = None, out_bag: str | Path | None = None,
                    report: str | Path | None = None, camera_info_topic: str | None = None,
                    gt_pose_topic: str | None = None, every: int = 1, debug_images: bool = True,
+                   debug_dir: str | Path | None = None, odom_topic: str | None = None,
                    progress: bool = True) -> ReplaySummary:
-    """Run the engine on every ``every``-th image of a bag; returns the per-frame records."""
+    """Run the engine on every ``every``-th image of a bag; returns the per-frame records.
+
+    ``debug_dir``: also save each frame's debug view there as ``<stamp_ns>.jpg``. ``odom_topic``:
+    the robot's odometry (any frame: only the distance travelled between frames is used) for the
+    route filter (``engine.sequence_length`` > 0).
+    """
     if not cfg.node.map_path:
         raise DejavuError("no map given (--map)")
     extractor = extractor or FeatureExtractor.from_config(cfg.features)
@@ -81,13 +84,16 @@ def relocalize_bag(bag_path: str | Path, cfg: DejavuConfig, image_topic: str, *,
     try:
         with BagReader(bag_path) as bag:
             topics = [image_topic] + ([camera_info_topic] if camera_info_topic else [])
-            bag.require_topics(topics + ([gt_pose_topic] if gt_pose_topic else []))
+            bag.require_topics(topics + [t for t in (gt_pose_topic, odom_topic) if t])
             bag.require_type(image_topic, IMAGE_TYPES, "image")
             if camera_info_topic:
                 bag.require_type(camera_info_topic, ("sensor_msgs/msg/CameraInfo",), "camera info")
             if gt_pose_topic:
                 bag.require_type(gt_pose_topic, POSE_TYPES, "ground-truth pose")
             track = read_track(bag, gt_pose_topic, damage) if gt_pose_topic else None
+            if odom_topic:
+                bag.require_type(odom_topic, POSE_TYPES, "odometry")
+            odom = read_track(bag, odom_topic, damage) if odom_topic else None
             if out_bag:
                 results = ResultsBag(out_bag, engine, cfg.node.map_frame, debug_images)
             camera, seen = None, 0
@@ -111,14 +117,20 @@ def relocalize_bag(bag_path: str | Path, cfg: DejavuConfig, image_topic: str, *,
                         errors[str(exc)] += 1
                         log.warning("%s", exc)
                         continue
-                    result = engine.relocalize(rgb, m.stamp_ns * 1e-9, camera)
-                    gt = track.lookup(m.stamp_ns, int(cfg.node.pose_tolerance_s * 1e9)) if track else None
+                    tolerance = int(cfg.node.pose_tolerance_s * 1e9)
+                    moved = odom.lookup(m.stamp_ns, tolerance) if odom else None
+                    result = engine.relocalize(rgb, m.stamp_ns * 1e-9, camera,
+                                               odometry=None if moved is None else moved.position)
+                    gt = track.lookup(m.stamp_ns, tolerance) if track else None
                     rec = frame_record(result, gt)
                     summary.records.append(rec)
                     if lines:
                         lines.write(json.dumps(rec.as_dict()) + "\n")
                     if results:
                         results.write(result, m.stamp_ns, m.msg.header.frame_id, rgb)
+                    if debug_dir is not None:
+                        view = render_result(rgb, result, engine)
+                        cv2.imwrite(str(Path(debug_dir) / f"{m.stamp_ns}.jpg"), cv2.cvtColor(view, cv2.COLOR_RGB2BGR))
             except BagDamagedError as exc:
                 damage.append(str(exc))
             finally:

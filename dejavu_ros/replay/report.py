@@ -13,11 +13,19 @@ RECALL_RADII_M = (5.0, 10.0)
 
 @dataclass
 class FrameRecord:
+    """One line of ``frames.jsonl``: positions in metres (map frame), errors against ground truth."""
+
     stamp: float
     status: str
     timings_ms: dict
-    best_keyframe: int | None = None
-    inliers: int = 0
+    best_keyframe: int | None = None  # the keyframe the result is about (the verified one, else the top candidate)
+    inliers: int = 0  # of best_keyframe's verification
+    confidence: float = 0.0  # calibrated probability that best_keyframe shows the query's place
+    cx_score: float | None = None  # best_keyframe's contextual similarity
+    route_keyframe: int | None = None  # where the recent frames say the camera is (sequence / odometry)
+    route_support: float = 0.0
+    route_error_m: float | None = None  # route_keyframe vs ground truth
+    pose_source: str | None = None  # pnp, relative_rotation or keyframe when relocalized
     position_error_m: float | None = None  # verified pose vs ground truth
     angle_error_deg: float | None = None
     top1_error_m: float | None = None  # best candidate keyframe vs ground truth
@@ -31,18 +39,24 @@ class FrameRecord:
 
 def frame_record(result: RelocalizationResult, gt=None) -> FrameRecord:
     """Summarise one result; ``gt`` is a pose sample (position, orientation) or None."""
-    rec = FrameRecord(stamp=result.stamp, status=result.status, timings_ms=dict(result.timings_ms),
+    rec = FrameRecord(stamp=result.stamp, status=str(result.status), timings_ms=dict(result.timings_ms),
+                      best_keyframe=result.keyframe_id, confidence=round(float(result.confidence), 4),
+                      route_keyframe=result.route_keyframe, route_support=round(float(result.route_support), 4),
                       message=result.message)
     if result.candidates:
-        rec.best_keyframe = int(result.candidates[0].keyframe_id)
         rec.top1_position = [float(v) for v in result.candidates[0].position]
+        shown = result.candidate(result.keyframe_id)
+        rec.cx_score = None if shown is None else round(float(shown.cx_score), 5)
     if result.pose is not None:
         rec.pose_position = [float(v) for v in result.pose.position]
+        rec.pose_source = str(result.pose.source)
     if result.verification is not None:
         rec.inliers = result.verification.num_inliers
     if gt is not None:
         if result.candidates:
             rec.top1_error_m = float(np.linalg.norm(result.candidates[0].position - gt.position))
+        if result.route_position is not None:
+            rec.route_error_m = float(np.linalg.norm(result.route_position - gt.position))
         if result.pose is not None:
             rec.position_error_m = float(np.linalg.norm(result.pose.position - gt.position))
             rel = Rotation.from_quat(result.pose.orientation).inv() * Rotation.from_quat(gt.orientation)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..config import DejavuConfig
 from ..errors import DejavuError
 from ..features.extractor import FeatureExtractor
-from ..io.robotcar.seasons import SeasonsDataset
+from ..datasets.robotcar.seasons import SeasonsDataset
 from ..relocalization.engine import RelocalizationEngine, open_map
 from .build import BuildSummary
 
@@ -47,12 +47,12 @@ def build_map_from_seasons(root: str | Path, out: str | Path, condition: str, ca
                 summary.skipped["invalid_pose"] += 1
                 continue
             quat = Rotation.from_matrix(rotation).as_quat()
-            added, reason, _ = engine.add_frame(record.load_rgb(), record.stamp, record.pose[:3, 3], quat,
-                                                camera=record.intrinsics, source=f"{condition}/{camera}")
-            if added:
+            decision = engine.add_frame(record.load_rgb(), record.stamp, record.pose[:3, 3], quat,
+                                        camera=record.intrinsics, source=f"{condition}/{camera}")
+            if decision.added:
                 summary.keyframes += 1
             else:
-                summary.skipped[reason.split(":")[0]] += 1
+                summary.skipped[decision.reason.split(":")[0]] += 1
     finally:
         engine.close()
     for message in dataset.problems.messages:  # malformed pose rows: file:line: what

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..io.messages import ERROR, OK, WARN, DiagnosticReport
+from ..output.messages import ERROR, OK, WARN, DiagnosticReport
 from .worker import WorkerStats
 
 
@@ -70,6 +70,7 @@ def assess(stats: WorkerStats, state: NodeState) -> DiagnosticReport:
         values["keyframes added"] = state.keyframes_added
     else:
         values["frames relocalized"] = state.relocalized
+        values["accept rate (%)"] = (100.0 * state.relocalized / stats.processed) if stats.processed else 0.0
     return DiagnosticReport(name=state.name, level=level, message=message, hardware_id=state.device,
                             values=values)
 

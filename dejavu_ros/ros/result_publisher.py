@@ -1,6 +1,6 @@
 """The node's publishers: results, debug image, map markers and diagnostics.
 
-Messages come from :mod:`dejavu_ros.io.messages` (the same builders the offline replay uses);
+Messages come from :mod:`dejavu_ros.output.messages` (the same builders the offline replay uses);
 this class only decides what to publish when: the debug image and per-frame markers are built
 only while somebody subscribes, and keyframe markers are rebuilt only when the map changes.
 """
@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..io import messages as build
-from ..io.debug_image import render_debug_image
+from ..output import messages as build
+from ..output.debug_image import render_result
 from ..relocalization.result import RelocalizationResult
 
 _RESULT_DEPTH = 10
@@ -35,6 +35,7 @@ class ResultPublisher:
                                                   _RESULT_DEPTH)
         self._keyframe_markers: list[Any] = []
         self._thumbnails: OrderedDict[int, np.ndarray | None] = OrderedDict()
+        self._engine: Any = None  # the engine of the frame being drawn
 
     def wants(self, name: str) -> bool:
         return self._pubs[name].get_subscription_count() > 0
@@ -60,6 +61,13 @@ class ResultPublisher:
         self._thumbnails.clear()
         self._publish_markers([], stamp_ns)
 
+    def pose_msg(self, position, orientation, covariance, stamp_ns: int) -> Any:
+        """PoseWithCovarianceStamped in the map frame (the ``initialpose`` hand-off)."""
+        return build.pose_stamped_msg(self._mt, position, orientation, covariance, stamp_ns, self.map_frame)
+
+    def transform_msg(self, transform, stamp_ns: int, parent: str, child: str) -> Any:
+        return build.transform_msg(self._mt, transform[0], transform[1], stamp_ns, parent, child)
+
     def publish_diagnostics(self, report: build.DiagnosticReport, stamp_ns: int) -> None:
         self._diagnostics.publish(build.diagnostics_msg(self._mt, stamp_ns, [report]))
 
@@ -70,18 +78,19 @@ class ResultPublisher:
         self._pubs["map_markers"].publish(markers)
 
     def _debug_view(self, result: RelocalizationResult, rgb: np.ndarray, engine: Any) -> np.ndarray:
-        best = min(result.candidates, key=lambda c: c.rank) if result.candidates else None
-        thumb, size = (None, None)
-        if best is not None:
-            thumb = self._thumbnail(engine, best.keyframe_id)
-            size = engine.keyframe_image_size(best.keyframe_id)
-        return render_debug_image(rgb, result, thumb, size)
+        self._engine = engine
+        return render_result(rgb, result, self)
 
-    def _thumbnail(self, engine: Any, keyframe_id: int) -> np.ndarray | None:
+    # the keyframe source render_result reads: the engine's, with the thumbnails cached
+
+    def keyframe_image_size(self, keyframe_id: int) -> tuple[int, int] | None:
+        return self._engine.keyframe_image_size(keyframe_id)
+
+    def keyframe_thumbnail(self, keyframe_id: int) -> np.ndarray | None:
         if keyframe_id in self._thumbnails:
             self._thumbnails.move_to_end(keyframe_id)
         else:
-            self._thumbnails[keyframe_id] = engine.keyframe_thumbnail(keyframe_id)
+            self._thumbnails[keyframe_id] = self._engine.keyframe_thumbnail(keyframe_id)
             if len(self._thumbnails) > _THUMBNAIL_CACHE:
                 self._thumbnails.popitem(last=False)
         return self._thumbnails[keyframe_id]

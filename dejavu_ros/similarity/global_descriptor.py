@@ -21,8 +21,11 @@ def global_descriptor(dense: torch.Tensor, cells: int = 4) -> torch.Tensor:
     return F.normalize(pooled.flatten(1), dim=1)
 
 
-def shortlist(query: torch.Tensor, database: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k rows of ``database`` (N×D) by cosine with ``query`` (D,): (scores, indices), best first."""
-    scores = database @ query
+def shortlist(query: torch.Tensor, database: torch.Tensor, k: int,
+              scores: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k rows of ``database`` (N×D) by cosine with ``query`` (D,): (scores, indices), best first.
+
+    ``scores``: the cosines ``database @ query`` when the caller has them already."""
+    scores = database @ query if scores is None else scores
     k = min(k, scores.shape[0])
     return torch.topk(scores, k)

@@ -15,16 +15,6 @@ from ..features.preprocess import equalise_exposure
 from .config import AugmentSection
 
 
-def load_rgb(path: str) -> np.ndarray:
-    """Image file → H×W×3 uint8 RGB (grey files are replicated)."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        from .manifest import ManifestError
-
-        raise ManifestError(f"{path}: unreadable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def fit_scale(height: int, width: int, min_height: int, crop: tuple[int, int]) -> float:
     """Scale that makes an image at least ``min_height`` tall and at least the crop in both sides."""
     crop_h, crop_w = crop

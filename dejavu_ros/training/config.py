@@ -13,13 +13,14 @@ import yaml
 
 from .. import schema
 from ..features.dvf import SCALINGS
-from ..schema import ConfigError, param
+from ..schema import ConfigError, param, param_like
+from ..similarity.config import SimilarityConfig
 
 
 @dataclass
 class ModelSection:
-    variant: str = param("light", "Network size: light (CPU default) or full (the paper's widths)",
-                         choices=("light", "full"))
+    variant: str = param("light", "Network size: light (CPU default, 0.46 M parameters), mid (1.2 M) or full "
+                         "(the paper's widths, 3.3 M)", choices=("light", "mid", "full"))
     descriptor_dim: int = param(10, "Descriptor channels n (paper: 10)", low=1, high=256)
     init: str = param("", "Start from these weights (.safetensors) instead of random (ignored with --resume)")
     scaling: str = param("max", "Input convention the model is trained with and keeps: max (the authors': divide by "
@@ -58,7 +59,7 @@ class AugmentSection:
     blur_sigma: float = param(1.2, "Max Gaussian blur sigma in px (probability 0.2)", low=0.0, high=10.0)
     scale_jitter: float = param(0.1, "Random extra upscaling before the crop, up to this fraction", low=0.0,
                                 high=1.0)
-    low_light: float = param(0.0, "Probability of a simulated night exposure: 3-20 % of the light, shot and read "
+    low_light: float = param(0.0, "Probability of a simulated night exposure: 3-20 percent of the light, shot and read "
                              "noise, 8-bit quantisation, a few lamp glows", low=0.0, high=1.0)
 
 
@@ -67,9 +68,9 @@ class LossSection:
     margin: float = param(0.5, "Triplet margin m of max(CX(A,N) − CX(A,P) + m, 0)", low=0.0, high=10.0)
     alpha: float = param(0.2, "Weight of the same-season consistency triplets (paper's best: 0.2)", low=0.0,
                          high=1.0)
-    cx_stride: int = param(4, "Features are downsampled by this before CX (authors: 4)", low=1, high=32)
-    cx_offset: float = param(1.0, "CX offset", low=0.0, high=10.0)
-    cx_bandwidth: float = param(0.5, "CX bandwidth", low=1e-3, high=100.0)
+    cx_stride: int = param_like(SimilarityConfig, "grid_stride")
+    cx_offset: float = param_like(SimilarityConfig, "offset")
+    cx_bandwidth: float = param_like(SimilarityConfig, "bandwidth")
     beta: float = param(0.0, "Weight of the pixel-level hardest-contrastive term on pixel-aligned pairs", low=0.0,
                         high=100.0)
     spatial_points: int = param(256, "Pixels sampled per aligned pair for the spatial term", low=8, high=65536)
@@ -79,6 +80,9 @@ class LossSection:
                                       high=2.0)
     spatial_neg_margin: float = param(1.0, "Hardest-negative descriptor distance above which no loss applies",
                                       low=0.0, high=2.0)
+    spatial_trim: float = param(0.0, "Robust pixel term: ignore this fraction of each pair's sampled pixels whose "
+                                "descriptors differ most (scene changes between the two frames: vehicles, "
+                                "construction), so they are not forced to match", low=0.0, high=0.9)
 
 
 @dataclass
@@ -99,11 +103,12 @@ class ValidationSection:
     every_steps: int = param(100, "Validate every this many steps (and at the end)", low=1, high=10_000_000)
     every_minutes: float = param(8.0, "…or when this much wall time passed since the last validation", low=0.0,
                                  high=1e6)
-    max_images: int = param(160, "Cap on validation images (whole places kept, spread evenly)", low=4,
-                            high=1_000_000)
+    max_images: int = param(160, "Cap on images per validation split (whole places kept, spread evenly; "
+                            "frames spread evenly where a split has few places)", low=4, high=1_000_000)
     grid_max_side: int = param(16, "CX grid cap for validation (cost grows with its 4th power)", low=1, high=512)
-    select: str = param("auc_cross", "Validation metric that picks best.safetensors",
-                        choices=("auc_cross", "recall@1"))
+    select: str = param("auc_cross", "Validation metric that picks best.safetensors: auc_cross / recall@1 "
+                        "(mean over the splits) or rule (½ mean webcam night↔day AUC + ½ mean route R@1, "
+                        "training/validation.py)", choices=("auc_cross", "recall@1", "rule"))
     checkpoint_minutes: float = param(5.0, "Save the latest weights at least this often", low=0.1, high=1e6)
 
 

@@ -65,7 +65,9 @@ def hardest_contrastive(first: torch.Tensor, second: torch.Tensor, cfg: LossSect
     """Pixel loss for pixel-aligned dense maps ``first``/``second`` (B×n×H×W each).
 
     For P random pixels: relu(‖f1(x) − f2(x)‖ − m_pos)² + relu(m_neg − min_{y: |x−y|>r} ‖f1(x) − f2(y)‖)²,
-    the hardest negative taken in both directions.
+    the hardest negative taken in both directions. With ``cfg.spatial_trim`` the pixels whose two
+    descriptors differ most are left out of both terms: where the scene itself changed between
+    the frames (a webcam over days) the same pixel is not the same point any more.
     """
     b, _n, h, w = first.shape
     count = min(cfg.spatial_points, h * w)
@@ -76,6 +78,9 @@ def hardest_contrastive(first: torch.Tensor, second: torch.Tensor, cfg: LossSect
         f1 = first[k].flatten(1)[:, flat].t()  # P×n
         f2 = second[k].flatten(1)[:, flat].t()
         pos = (f1 - f2).norm(dim=1)
+        if cfg.spatial_trim > 0:
+            kept = torch.argsort(pos.detach())[: max(2, int(round(count * (1.0 - cfg.spatial_trim))))]
+            f1, f2, pos, ys, xs = f1[kept], f2[kept], pos[kept], ys[kept], xs[kept]
         dist = torch.cdist(f1, f2)  # P×P
         near = (ys[:, None] - ys[None]) ** 2 + (xs[:, None] - xs[None]) ** 2 <= cfg.spatial_radius ** 2
         far = dist.masked_fill(near, float("inf"))

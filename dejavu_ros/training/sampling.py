@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .augment import crop_window, fit_scale, load_rgb, photometric, resize, scale_input
+from .augment import crop_window, fit_scale, photometric, resize, scale_input
 from .config import TrainConfig
-from .manifest import ImageRecord, ManifestError, place_distance
+from ..datasets.manifest import ImageRecord, ManifestError, load_record, place_distance
 
 ROLES = ("a0", "a1", "p0", "p1", "n0", "n1")
 
@@ -172,7 +172,7 @@ class TripletDataset(Dataset):
         shared_window = None
         out = []
         for role, idx in zip(ROLES, sample.roles):
-            image = load_rgb(self.records[idx].path)
+            image = load_record(self.records[idx])
             extra = jitter
             if aug.enabled and not sample.aligned:  # unaligned roles get their own zoom
                 extra = 1.0 + float(rng.uniform(0.0, aug.scale_jitter))

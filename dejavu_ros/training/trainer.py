@@ -8,6 +8,10 @@ validates, logs and writes checkpoints; the others wait at a barrier.
 Output folder: ``last.safetensors`` (every few minutes), ``best.safetensors`` (best validation
 cross-condition AUC or R@1 as ``validation.select`` says), ``last_state.pt`` (optimizer + counters, tensors only, for ``--resume``),
 ``log.csv`` (one row per step), ``validation.csv``, and TensorBoard events when available.
+
+A resume continues exactly where the run stopped: the weights, the optimiser's momentum, the step
+and epoch, the position inside the epoch (the samples already drawn are skipped, not redrawn) and
+torch's random state (the pixel term's point draws).
 """
 from __future__ import annotations
 
@@ -30,11 +34,12 @@ from ..features.checkpoint import load_checkpoint, save_checkpoint
 from ..features.dvf import DVF, DVFConfig
 from .config import TrainConfig
 from .losses import contextual_triplet_loss
-from .manifest import ImageRecord
+from ..datasets.manifest import ImageRecord
 from .sampling import TripletDataset
 from .validation import Validator
 
 LOG_FIELDS = ("step", "epoch", "elapsed_s", "loss", "cross", "consistency", "spatial", "cx_pos", "cx_neg", "lr")
+VALIDATION_FIELDS = ("step", "epoch", "elapsed_s")
 
 
 @dataclass
@@ -73,7 +78,7 @@ def init_distributed() -> DistInfo:
 
 def build_model(cfg: TrainConfig) -> DVF:
     dim = cfg.model.descriptor_dim
-    arch = DVFConfig.light(dim) if cfg.model.variant == "light" else DVFConfig(descriptor_dim=dim)
+    arch = {"light": DVFConfig.light, "mid": DVFConfig.mid, "full": DVFConfig}[cfg.model.variant](descriptor_dim=dim)
     torch.manual_seed(cfg.optim.seed)
     arch.scaling = cfg.model.scaling
     if cfg.model.init:
@@ -86,7 +91,8 @@ def build_model(cfg: TrainConfig) -> DVF:
 class Trainer:
     """Runs training to the first of: max_epochs, max_steps, max_minutes."""
 
-    def __init__(self, train: list[ImageRecord], val: list[ImageRecord], cfg: TrainConfig, out_dir: str | Path,
+    def __init__(self, train: list[ImageRecord], val: dict[str, list[ImageRecord]] | list[ImageRecord],
+                 cfg: TrainConfig, out_dir: str | Path,
                  resume: str | Path | None = None, max_minutes: float = 0.0, progress: bool = True,
                  sources: list[str] | None = None) -> None:
         self.cfg, self.out = cfg, Path(out_dir)
@@ -95,6 +101,7 @@ class Trainer:
             torch.set_num_threads(cfg.optim.threads)
         self.dist = init_distributed()
         self.step, self.epoch, self.best, self.best_step, self.elapsed_before = 0, 0, -1.0, -1, 0.0
+        self.step_in_epoch = 0
         state = None
         if resume:
             model, meta = load_checkpoint(resume)
@@ -105,6 +112,7 @@ class Trainer:
             self.step, self.epoch = int(done.get("steps", 0)), int(done.get("epochs", 0))
             self.best, self.best_step = float(done.get("best_value", -1.0)), int(done.get("best_step", -1))
             self.elapsed_before = float(done.get("wall_time_s", 0.0))
+            self.step_in_epoch = int(done.get("step_in_epoch", 0))
         else:
             model = build_model(cfg)
         self.model = model.to(self.dist.device)
@@ -116,17 +124,19 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             for group in self.optimizer.param_groups:  # the config's lr wins over the saved one
                 group["lr"] = cfg.optim.lr
+        if state is not None and "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
         self.dataset = TripletDataset(train, cfg, scaling=self.model.cfg.scaling)
         self.sampler = DistributedSampler(self.dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                           shuffle=True, seed=cfg.optim.seed)
-        self.loader = DataLoader(self.dataset, batch_size=cfg.optim.batch_size, sampler=self.sampler,
-                                 num_workers=0, drop_last=False)
         self.validator = None
+        if isinstance(val, list):
+            val = {"validation": val} if val else {}
         if val and self.dist.main:
             v = cfg.validation
             self.validator = Validator(val, v.max_images, cfg.data.min_height, grid_max_side=v.grid_max_side,
                                        stride=cfg.loss.cx_stride)
-        self.n_train, self.n_val = len(train), len(val)
+        self.n_train, self.n_val = len(train), sum(len(v) for v in val.values())
         self.writer = self._tensorboard() if self.dist.main else None
 
     # -- bookkeeping ---------------------------------------------------------------------------------
@@ -148,7 +158,8 @@ class Trainer:
             writer.writerow({k: row.get(k, "") for k in fields})
 
     def summary(self, wall: float, last_val: dict[str, float] | None) -> dict[str, Any]:
-        return {"steps": self.step, "epochs": self.epoch, "wall_time_s": round(wall, 1),
+        return {"steps": self.step, "epochs": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "wall_time_s": round(wall, 1),
                 "world_size": self.dist.world_size, "train_images": self.n_train, "val_images": self.n_val,
                 "manifests": self.sources, "best_metric": self.cfg.validation.select, "best_value": self.best,
                 "best_step": self.best_step,
@@ -158,7 +169,7 @@ class Trainer:
         path = save_checkpoint(self.model, self.out / name, training=self.summary(wall, last_val))
         if name == "last.safetensors":
             tmp = self.out / "last_state.pt.tmp"
-            torch.save({"optimizer": self.optimizer.state_dict()}, tmp)
+            torch.save({"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state()}, tmp)
             os.replace(tmp, self.out / "last_state.pt")
         return path
 
@@ -166,8 +177,9 @@ class Trainer:
         if self.validator is None:
             return None
         result = self.validator.evaluate(self.model, self.dist.device)
-        row = {"step": self.step, "epoch": self.epoch, "elapsed_s": round(wall, 1), **result}
-        self._append("validation.csv", row, ("step", "epoch", "elapsed_s", "auc_cross", "recall@1"))
+        row = {"step": self.step, "epoch": self.epoch, "elapsed_s": round(wall, 1),
+               **{k: round(v, 3) for k, v in result.items()}}
+        self._append("validation.csv", row, self._validation_fields(result))
         if self.writer is not None:
             for k, v in result.items():
                 self.writer.add_scalar(f"val/{k}", v, self.step)
@@ -176,6 +188,24 @@ class Trainer:
             self.best, self.best_step = metric, self.step
             self.save("best.safetensors", wall, result)
         return result
+
+    def _validation_fields(self, result: dict[str, float]) -> tuple[str, ...]:
+        """The header of an existing validation.csv (a resumed run), else this result's keys."""
+        path = self.out / "validation.csv"
+        if path.is_file():
+            with path.open(newline="") as handle:
+                header = next(csv.reader(handle), None)
+            if header:
+                return tuple(header)
+        return VALIDATION_FIELDS + tuple(sorted(result))
+
+    def _batches(self):
+        """This epoch's batches from the current position (a resumed run skips what it already drew)."""
+        self.sampler.set_epoch(self.epoch)
+        self.dataset.set_epoch(self.epoch)
+        indices = list(iter(self.sampler))[self.step_in_epoch * self.cfg.optim.batch_size:]
+        return DataLoader(self.dataset, batch_size=self.cfg.optim.batch_size, sampler=indices, num_workers=0,
+                          drop_last=False)
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -191,14 +221,13 @@ class Trainer:
         if main and self.progress:
             from tqdm import tqdm
 
-            total = cfg.optim.max_steps or cfg.optim.max_epochs * len(self.loader)
+            per_epoch = -(-len(self.sampler) // cfg.optim.batch_size)
+            total = cfg.optim.max_steps or cfg.optim.max_epochs * per_epoch
             bar = tqdm(total=total, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
         stop = False
         self.ddp.train()
         while not stop and self.epoch < cfg.optim.max_epochs:
-            self.sampler.set_epoch(self.epoch)
-            self.dataset.set_epoch(self.epoch)
-            for batch in self.loader:
+            for batch in self._batches():
                 images = batch["images"].to(self.dist.device)
                 b = images.shape[0]
                 dense = self.ddp(images.flatten(0, 1)).unflatten(0, (b, 6))
@@ -209,6 +238,7 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
                 self.optimizer.step()
                 self.step += 1
+                self.step_in_epoch += 1
                 now = time.monotonic()
                 if main:
                     row = {"step": self.step, "epoch": self.epoch, "elapsed_s": round(wall(), 1),
@@ -238,6 +268,7 @@ class Trainer:
                     break
             else:
                 self.epoch += 1
+                self.step_in_epoch = 0
         if main:
             last_val = self.validate(wall()) or last_val
             if self.validator is None:  # nothing to compare: the final weights are the best we know

@@ -1,0 +1,168 @@
+"""Day/night sparse matching on fixed webcams, against SIFT in the same run; prints JSON.
+
+    python benchmarks/bench_matching_webcams.py --data DATA_DIR [--model M] [--queries 8] [--tolerance 4]
+
+DATA_DIR holds tilde_webcam (5 webcams) and oxblue_webcam (one camera over 13 days and nights);
+their SOURCE.txt files say where a user gets them. A fixed camera shows the same point at the same
+pixel in every frame, so a match (xq, yq) ↔ (xk, yk) is correct when both coordinates agree within
+``--tolerance`` px. Per TILDE webcam the brightest frame is the keyframe and the ``--queries``
+darkest frames (its nights) are the queries; OxBlue's site changes from day to day, so each of
+``--queries`` nights (evenly spread) is matched with the brightest frame of the day before it.
+Every matcher's matches go through the engine's RANSAC
+(fundamental matrix, USAC-MAGSAC, 2 px) as a relocalization would use them:
+
+* ``dvf_dense``: the keyframe's Shi-Tomasi corners searched over the query's whole DVF map (default);
+* ``dvf_corners``: DVF corner to corner (the paper's matcher);
+* ``sift``: OpenCV SIFT, mutual nearest neighbours and Lowe's ratio 0.8;
+* ``dvf+sift``: both match sets into one RANSAC (``matching.method: dvf+sift``).
+
+Reported per webcam and method: correct inliers per frame (mean), frames with ≥ 10 correct inliers,
+precision of the inliers. ``--tum`` adds a day/day viewpoint check on tum_fr3_sequence (frame i
+against i+2, essential matrix with the TUM intrinsics): inliers and the rotation's disagreement with
+SIFT's.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from dejavu_ros.evaluation.scenarios import TUM_CAMERA
+from dejavu_ros.features.config import FeatureConfig
+from dejavu_ros.features.extractor import FeatureExtractor
+from dejavu_ros.io.images import read_rgb
+from dejavu_ros.matching import MatchingConfig, corner_features, detect_corners, match_to_keyframe, verify
+from dejavu_ros.matching.matches import Matches
+from dejavu_ros.matching.sift import match_sift, sift_features
+
+METHODS = ("dvf_dense", "dvf_corners", "sift", "dvf+sift")
+
+
+def centre_crop(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    h, w = image.shape[:2]
+    y0, x0 = max(0, (h - height) // 2), max(0, (w - width) // 2)
+    return np.ascontiguousarray(image[y0:y0 + height, x0:x0 + width])
+
+
+def _grey(path: Path) -> float:
+    return float(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).mean())
+
+
+def webcam_pairs(data: Path, queries: int) -> dict[str, list[tuple[Path, Path]]]:
+    """Per webcam, (night query, day keyframe) pairs."""
+    cams: dict[str, list[Path]] = {}
+    with (data / "tilde_webcam" / "manifest.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            cams.setdefault(f"tilde/{row['scene']}", []).append(data / "tilde_webcam" / row["file"])
+    out = {}
+    for name, frames in cams.items():
+        order = sorted(frames, key=_grey)
+        out[name] = [(q, order[-1]) for q in order[:queries]]
+    with (data / "oxblue_webcam" / "index.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    nights: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["condition"] == "night":
+            nights.setdefault(r["utc"][:10], []).append(r)
+    when = {r["path"]: datetime.fromisoformat(r["utc"].replace("Z", "+00:00")) for r in rows}
+    pairs = []
+    for date in sorted(nights):
+        night = min(nights[date], key=lambda r: float(r["mean_luma"]))
+        before = [r for r in rows if r["condition"] == "day"
+                  and timedelta(0) < when[night["path"]] - when[r["path"]] <= timedelta(hours=24)]
+        if before:  # the brightest frame of the preceding day
+            day = max(before, key=lambda r: float(r["mean_luma"]))
+            pairs.append((data / "oxblue_webcam" / night["path"], data / "oxblue_webcam" / day["path"]))
+    picks = np.linspace(0, len(pairs) - 1, min(queries, len(pairs))).round().astype(int)
+    out["oxblue"] = [pairs[i] for i in sorted(set(picks))]
+    return out
+
+
+def all_matches(fe: FeatureExtractor, query: np.ndarray, keyframe: np.ndarray, cfg: MatchingConfig) -> dict:
+    """Putative matches of every method, in pixels of the two images."""
+    dq, dk = fe.extract(query), fe.extract(keyframe)
+    kxy, kdesc = corner_features(keyframe, dk, cfg)
+    qxy = detect_corners(query, cfg)
+    dense = match_to_keyframe(dq, kxy, kdesc, dataclasses.replace(cfg, direction="dense"))
+    corners = match_to_keyframe(dq, kxy, kdesc, dataclasses.replace(cfg, direction="corners"), query_xy=qxy)
+    sift = match_sift(*sift_features(query, cfg.max_corners), *sift_features(keyframe, cfg.max_corners))
+    return {"dvf_dense": dense, "dvf_corners": corners, "sift": sift, "dvf+sift": Matches.concat([dense, sift])}
+
+
+def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) -> dict:
+    per = {m: [] for m in METHODS}
+    for query_path, keyframe_path in pairs:
+        query, keyframe = centre_crop(read_rgb(query_path)), centre_crop(read_rgb(keyframe_path))
+        for name, matches in all_matches(fe, query, keyframe, cfg).items():
+            geo = verify(matches, cfg, query_size=(query.shape[1], query.shape[0]))
+            inl = geo.inliers
+            ok = np.all(np.abs(inl.query_xy - inl.map_xy) <= args.tolerance, axis=1) if len(inl) else np.zeros(0, bool)
+            per[name].append((int(ok.sum()), len(inl), len(matches)))
+    out = {"pairs": [[q.name, k.name] for q, k in pairs]}
+    for name, rows in per.items():
+        correct, inliers, putative = (np.array(v) for v in zip(*rows))
+        out[name] = {"correct_per_frame": round(float(correct.mean()), 1),
+                     "frames_with_10_correct": int((correct >= 10).sum()),
+                     "precision": round(float(correct.sum() / max(inliers.sum(), 1)), 3),
+                     "putative_per_frame": round(float(putative.mean()), 1)}
+    return out
+
+
+def run_tum(fe, data: Path, cfg: MatchingConfig) -> dict:
+    paths = sorted((data / "tum_fr3_sequence").glob("*.png"))
+    rows = {m: [] for m in METHODS}
+    for a, b in zip(paths[:-2], paths[2:]):
+        query, keyframe = read_rgb(a), read_rgb(b)
+        found = {}
+        for name, matches in all_matches(fe, query, keyframe, cfg).items():
+            found[name] = verify(matches, cfg, K_query=TUM_CAMERA, K_map=TUM_CAMERA.k)
+        reference = found["sift"].rotation
+        for name, geo in found.items():
+            angle = (float(np.degrees(Rotation.from_matrix(geo.rotation @ reference.T).magnitude()))
+                     if geo.rotation is not None and reference is not None else float("nan"))
+            rows[name].append((geo.num_inliers, angle))
+    return {name: {"inliers_per_pair": round(float(np.mean([r[0] for r in v])), 1),
+                   "rotation_vs_sift_deg_median": round(float(np.nanmedian([r[1] for r in v])), 2)}
+            for name, v in rows.items()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--model", default="")
+    p.add_argument("--queries", type=int, default=8, help="night frames per webcam")
+    p.add_argument("--tolerance", type=float, default=4.0, help="px per axis")
+    p.add_argument("--tum", action="store_true", help="also the day/day viewpoint check on TUM")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    fe = FeatureExtractor.from_config(FeatureConfig(model=args.model, device="cpu", threads=args.threads))
+    cfg = MatchingConfig()
+    report = {"model": fe.source, "tolerance_px": args.tolerance, "queries_per_webcam": args.queries, "webcams": {}}
+    for name, pairs in sorted(webcam_pairs(args.data, args.queries).items()):
+        report["webcams"][name] = run_webcam(fe, pairs, cfg, args)
+        print(name, {m: report["webcams"][name][m]["frames_with_10_correct"] for m in METHODS}, file=sys.stderr)
+    report["totals"] = {m: {"frames_with_10_correct": sum(w[m]["frames_with_10_correct"]
+                                                          for w in report["webcams"].values()),
+                            "correct_per_frame": round(float(np.mean([w[m]["correct_per_frame"]
+                                                                      for w in report["webcams"].values()])), 1),
+                            "precision_mean": round(float(np.mean([w[m]["precision"]
+                                                                   for w in report["webcams"].values()])), 3)}
+                        for m in METHODS}
+    if args.tum:
+        report["tum_day_viewpoint"] = run_tum(fe, args.data, cfg)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The published pose of a relocalized frame, and a covariance that says what it is.
+
+Three sources, best first (``PoseSource``):
+
+* ``pnp``: the keyframe has 3-D points (depth at mapping time) and the query has intrinsics — a
+  metric 6-DoF pose; covariance from the reprojection residuals (matching/pnp.py).
+* ``relative_rotation``: both images have intrinsics — the keyframe's position, and its orientation
+  turned by the essential matrix's relative rotation (accurate to a few degrees; the translation's
+  scale is unknown, so the position stays the keyframe's).
+* ``keyframe``: the keyframe's own pose — the camera stands near the keyframe, looking roughly the
+  same way.
+
+Position uncertainty: the query matched this keyframe rather than its neighbours, so it stands
+within about one keyframe spacing of it (``spacing_m``); with probability 1 − p the place is wrong
+and the camera is at least a place radius away. The covariance is that mixture's second moment,
+p·spacing² + (1 − p)·radius², so a confident claim on a dense map is tight and a marginal one
+is wide — never metres of σ on a hundred-metre error, because such an error is not published.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..geometry import CameraIntrinsics
+from ..map.keyframe import Keyframe
+from ..matching.config import MatchingConfig
+from ..matching.pnp import estimate_pnp
+from ..matching.verification import GeometricVerification
+from .result import PoseEstimate, PoseSource
+
+#: 1-σ orientation error (rad) of each source when the place is right
+ROTATION_SIGMA = {PoseSource.RELATIVE_ROTATION: np.radians(3.0), PoseSource.KEYFRAME: np.radians(15.0)}
+#: orientation spread (rad) assumed when the place is wrong
+WRONG_ROTATION_SIGMA = np.pi / 2
+#: smallest position σ claimed (m), however dense the map
+MIN_POSITION_SIGMA = 0.25
+#: the essential matrix's rotation is used when this fraction of its inliers lies in front of both cameras
+MIN_CHEIRALITY = 0.8
+
+
+def estimate_pose(geo: GeometricVerification, kf: Keyframe, camera: CameraIntrinsics | None,
+                  cfg: MatchingConfig, confidence: float, spacing_m: float, place_radius_m: float) -> PoseEstimate:
+    """The best pose the evidence supports (see the module docstring)."""
+    p = float(np.clip(confidence, 0.0, 1.0))
+    spacing = max(float(spacing_m), MIN_POSITION_SIGMA)
+    wrong_var = max(place_radius_m, spacing) ** 2
+    if kf.points3d is not None and camera is not None:
+        pnp = estimate_pnp(geo.inliers, kf.points3d, camera, cfg)
+        if pnp.accepted:
+            position, orientation, cov = pnp.in_map_frame(kf.position, kf.orientation, kf.covariance)
+            cov = p * cov + (1.0 - p) * np.diag([wrong_var] * 3 + [WRONG_ROTATION_SIGMA ** 2] * 3)
+            return PoseEstimate(position, orientation, cov, PoseSource.PNP, pnp.num_inliers)
+    cheirality = geo.cheirality_inliers / max(geo.num_inliers, 1)
+    if geo.model == "essential" and geo.rotation is not None and cheirality >= MIN_CHEIRALITY:
+        # X_keyframe = R X_query: the query camera's axes seen from the keyframe camera
+        r_world = Rotation.from_quat(kf.orientation) * Rotation.from_matrix(geo.rotation)
+        source, orientation = PoseSource.RELATIVE_ROTATION, r_world.as_quat()
+    else:
+        source, orientation = PoseSource.KEYFRAME, np.asarray(kf.orientation, np.float64).copy()
+    pos_var = p * spacing ** 2 + (1.0 - p) * wrong_var
+    rot_var = p * ROTATION_SIGMA[source] ** 2 + (1.0 - p) * WRONG_ROTATION_SIGMA ** 2
+    cov = np.diag([pos_var] * 3 + [rot_var] * 3)
+    if kf.covariance is not None:
+        cov = cov + np.asarray(kf.covariance, np.float64)
+    return PoseEstimate(np.asarray(kf.position, np.float64).copy(), orientation, cov, source, geo.num_inliers)

@@ -1,0 +1,70 @@
+"""ONNX export and the ONNX Runtime backend: a checked graph of any image size, the same descriptors
+as torch (|diff| < 1e-3) and the same ranked candidates through the engine."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import shared
+from dejavu_ros.cli.main import main
+from dejavu_ros.config import DejavuConfig
+from dejavu_ros.features.config import FeatureConfig
+from dejavu_ros.features.extractor import FeatureExtractor
+from dejavu_ros.io.images import read_rgb
+from dejavu_ros.relocalization.engine import RelocalizationEngine
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+IDENTITY = [0.0, 0.0, 0.0, 1.0]
+
+
+def triplet(name):
+    return read_rgb(shared("robotcar_dejavu_triplets", f"image_{name}.png"))
+
+
+def test_export_command_writes_a_checked_graph_with_dynamic_size(tmp_path, capsys):
+    assert main(["export-onnx", str(tmp_path / "dvf.onnx")]) == 0
+    assert "opset 17" in capsys.readouterr().out
+    model = onnx.load(str(tmp_path / "dvf.onnx"))
+    onnx.checker.check_model(model)
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, "height", "width"] and model.opset_import[0].version == 17
+    session = ort.InferenceSession(str(tmp_path / "dvf.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in ((128, 128), (240, 320), (131, 199)):
+        out = session.run(None, {"image": np.random.default_rng(0).random((1, 3, h, w), np.float32)})[0]
+        assert out.shape == (1, 10, h, w)
+
+
+@pytest.mark.parametrize("size", [None, (320, 240), (200, 150)])
+def test_onnxruntime_backend_gives_the_torch_descriptors(size):
+    torch_fe = FeatureExtractor.from_config(FeatureConfig(device="cpu"))
+    ort_fe = FeatureExtractor.from_config(FeatureConfig(device="cpu", backend="onnxruntime"))
+    for name in ("anchor_0", "positive_0"):
+        a = torch_fe.extract(triplet(name), size=size)
+        b = ort_fe.extract(triplet(name), size=size)
+        assert a.shape == b.shape and float((a - b).abs().max()) < 1e-3
+
+
+def test_the_engine_ranks_the_same_candidates_with_either_backend(tmp_path):
+    ranked = []
+    for backend in ("torch", "onnxruntime"):
+        cfg = DejavuConfig()
+        cfg.features.device, cfg.features.backend = "cpu", backend
+        cfg.node.map_path = str(tmp_path / f"{backend}.db")
+        engine = RelocalizationEngine.from_config(cfg, map_mode="map")
+        for i, (name, x) in enumerate([("anchor_0", 0.0), ("negative_0", 100.0), ("negative_1", 200.0)]):
+            assert engine.add_frame(triplet(name), float(i), [x, 0.0, 0.0], IDENTITY).added
+        results = [engine.relocalize(triplet(q), 10.0 + k) for k, q in enumerate(("anchor_1", "positive_1"))]
+        ranked.append([[c.keyframe_id for c in r.candidates] for r in results])
+        ranked.append([[round(c.cx_score, 4) for c in r.candidates] for r in results])
+        engine.close()
+    assert ranked[0] == ranked[2]
+    np.testing.assert_allclose(ranked[1], ranked[3], atol=2e-3)
+
+
+def test_onnxruntime_refuses_a_gpu_device_clearly():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device exists here")
+    with pytest.raises(Exception, match="CUDA is not available|runs on the CPU"):
+        FeatureExtractor.from_config(FeatureConfig(device="cuda", backend="onnxruntime"))

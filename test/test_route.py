@@ -1,0 +1,142 @@
+"""Route localization: sequence search and the odometry filter on synthetic score streams, then the
+shared Nordland line as a drive through the engine."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from dejavu_ros.relocalization.route import (OdometryFilter, SequenceSearch, Traversals, frame_scores)
+
+SPACING = 10.0
+
+
+def line_map(n: int, traversals: int = 1):
+    """``traversals`` drives of the same ``n`` places along x (several drives: the same places again)."""
+    positions = np.concatenate([np.column_stack([SPACING * np.arange(n), np.zeros(n), np.zeros(n)])] * traversals)
+    keys = [f"traversal {t}" for t in range(traversals) for _ in range(n)]
+    return Traversals.from_map(keys, positions), positions
+
+
+def near_of(positions):
+    return lambda row: np.linalg.norm(positions - positions[row], axis=1) < 15.0
+
+
+def noisy_scores(true_rows, n_rows, rng, signal=1.2, hub=None):
+    """Per frame: noise everywhere, a bump at the true place(s), optionally a keyframe that always scores high."""
+    for rows in true_rows:
+        s = rng.normal(0.0, 1.0, n_rows)
+        for r in np.atleast_1d(rows):
+            s[r] += signal
+        if hub is not None:
+            s[hub] += 1.5
+        yield s
+
+
+def test_traversals_group_keyframes_by_drive_in_order():
+    trav, _ = line_map(5, traversals=2)
+    assert [list(r) for r in trav.rows] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    np.testing.assert_allclose(trav.arc[1], SPACING * np.arange(5))
+    assert list(trav.which) == [0] * 5 + [1] * 5 and list(trav.index[5:]) == [0, 1, 2, 3, 4]
+
+
+def test_frame_scores_are_normalised_and_use_the_shortlist_cx():
+    cosine = np.linspace(0.2, 0.9, 50)
+    scores = frame_scores(cosine, np.array([3, 7]), np.array([0.4, 0.1]))
+    assert scores.shape == (50,)
+    # the shortlisted keyframe with the higher CX gains against its neighbour of similar cosine
+    assert scores[3] - scores[4] > 1.0 and abs(scores[7] - scores[6]) < 0.5
+
+
+def test_sequence_search_beats_single_frames_and_ignores_a_hub():
+    rng = np.random.default_rng(0)
+    n = 120
+    trav, pos = line_map(n)
+    search = SequenceSearch(10)
+    single = seq = 0
+    for t, s in enumerate(noisy_scores(range(n), n, rng, signal=2.0, hub=60)):
+        h = search.update(s, trav, near_of(pos))
+        single += abs(int(np.argmax(s)) - t) <= 1
+        if h is not None and t >= 10:
+            seq += abs(h.row - t) <= 1
+    assert single / n < 0.5  # a keyframe that always scores high wins many single frames
+    assert seq / (n - 10) > 0.9
+
+
+def test_sequence_search_recovers_from_a_kidnapping_within_the_sequence_length():
+    rng = np.random.default_rng(1)
+    n, length = 200, 10
+    trav, pos = line_map(n)
+    truth = list(range(0, 60)) + list(range(140, 200))  # carried from place 59 to 140
+    search = SequenceSearch(length)
+    rows = [search.update(s, trav, near_of(pos)) for s in noisy_scores(truth, n, rng, signal=1.5)]
+    after = [abs(h.row - t) <= 1 for h, t in zip(rows[60 + length:], truth[60 + length:])]
+    assert np.mean(after) > 0.9
+
+
+def test_a_map_of_two_traversals_is_searched_per_traversal():
+    rng = np.random.default_rng(2)
+    n = 80
+    trav, pos = line_map(n, traversals=2)
+    search = SequenceSearch(10)
+    hits = 0
+    for t, s in enumerate(noisy_scores([(k, k + n) for k in range(n)], 2 * n, rng, signal=2.0)):
+        h = search.update(s, trav, near_of(pos))
+        if h is not None and t >= 10:
+            hits += abs(pos[h.row, 0] - SPACING * t) <= SPACING
+            assert 0.0 <= h.support <= 1.0
+    assert hits / (n - 10) > 0.9
+
+
+def test_odometry_filter_uses_only_relative_motion():
+    rng = np.random.default_rng(3)
+    n = 100
+    trav, pos = line_map(n)
+    streams = list(noisy_scores(range(n), n, rng, signal=0.8))
+    odom = pos + rng.normal(0.0, 0.2, pos.shape)
+    turned = Rotation.from_euler("zyx", [70.0, 5.0, -3.0], degrees=True).apply(odom) + [250.0, -40.0, 3.0]
+    runs = []
+    for frame_odom in (odom, turned):
+        f = OdometryFilter(10)
+        runs.append([f.update(s, o, trav, near_of(pos)).row for s, o in zip(streams, frame_odom)])
+    assert runs[0] == runs[1]  # another odometry frame changes nothing
+    assert np.mean([abs(r - t) <= 1 for t, r in enumerate(runs[0][10:], start=10)]) > 0.9
+
+
+def test_odometry_filter_beats_the_sequence_search_on_weak_evidence_and_recovers_a_kidnap():
+    rng = np.random.default_rng(4)
+    n = 200
+    trav, pos = line_map(n)
+    truth = list(range(0, 80)) + list(range(150, 200)) + list(range(20, 70))
+    odom = np.cumsum(np.r_[[0.0], np.full(len(truth) - 1, SPACING)])[:, None] * [1.0, 0.0, 0.0]  # the wheels saw no jump
+    streams = list(noisy_scores(truth, n, rng, signal=1.5))
+    f, s = OdometryFilter(10), SequenceSearch(10)
+    filt = [f.update(sc, o, trav, near_of(pos)).row for sc, o in zip(streams, odom)]
+    seq = [getattr(s.update(sc, trav, near_of(pos)), "row", -99) for sc in streams]
+    ok = lambda rows: np.array([abs(r - t) <= 1 for r, t in zip(rows, truth)])  # noqa: E731
+    steady = np.r_[10:80, 100:130, 150:180]  # away from the starts and the two kidnappings
+    assert ok(filt)[steady].mean() >= ok(seq)[steady].mean() and ok(filt)[steady].mean() > 0.9
+    assert ok(filt)[80 + 20:130].mean() > 0.9 and ok(filt)[130 + 20:].mean() > 0.9  # both kidnaps recovered
+
+
+def test_a_stopped_robot_keeps_its_place():
+    rng = np.random.default_rng(5)
+    n = 60
+    trav, pos = line_map(n)
+    truth = list(range(30)) + [30] * 20
+    f = OdometryFilter(10)
+    odom = [np.array([SPACING * t, 0.0, 0.0]) for t in truth]
+    rows = [f.update(s, o, trav, near_of(pos)).row for s, o in zip(noisy_scores(truth, n, rng), odom)]
+    assert all(abs(r - 30) <= 1 for r in rows[35:])
+
+
+@pytest.mark.slow
+def test_nordland_drive_route_top1_and_published_precision(nordland_drive):
+    """The shared Nordland half as a drive (summer map, winter queries in order): route top-1 recall
+    ≥ 90 % with sequences and ≥ that with odometry, every published pose within one place."""
+    seq, odo = nordland_drive["sequence"], nordland_drive["odometry"]
+    for outcomes in (seq, odo):
+        published = [q.winner_correct for q in outcomes if q.relocalized]
+        assert published and np.mean(published) >= 0.99, (len(published), sum(published))
+    top1 = {mode: np.mean([bool(q.route_correct) for q in runs]) for mode, runs in nordland_drive.items()}
+    assert top1["sequence"] >= 0.90 and top1["odometry"] >= top1["sequence"] - 0.01, top1
