@@ -30,8 +30,9 @@ setup(
         "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7", "tensorboard>=2.14", "onnx>=1.15", "onnxruntime>=1.17"],
+        "test": ["pytest>=7", "tensorboard>=2.14", "onnx>=1.15", "onnxruntime>=1.17", "faiss-cpu>=1.7"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "faiss": ["faiss-cpu>=1.7"],
     },
     zip_safe=True,
     maintainer="dejavu_ros developers",

@@ -112,6 +112,20 @@ def test_bulk_loaders_iteration_and_ids(filled_map, rng):
     np.testing.assert_array_equal(grids[1], frames[1].grid)
 
 
+def test_traversals_follow_the_ids_asked_for(tmp_path, rng):
+    """The engine reads descriptors, then traversals: a keyframe committed in between by another
+    process must not shift one against the other."""
+    path = tmp_path / "drives.db"
+    with KeyframeMap.create(path, FP, 10, engine_config={"grid_stride": 4}) as m:
+        frames = [small_kf(rng) for _ in range(3)] + [small_kf(rng, source="bag_b")]
+        for kf, drive in zip(frames, (0, 0, 1)):
+            kf.extra = {"traversal": drive}
+        m.append_many(frames)
+        assert m.load_traversals([3, 1, 4]) == ["traversal 1", "traversal 0", "source bag_b"]
+        with pytest.raises(KeyframeNotFoundError, match="9"):
+            m.load_traversals([1, 9])
+
+
 def test_empty_map_loaders(tmp_path):
     with KeyframeMap.create(tmp_path / "m.db", FP, 10) as m:
         assert len(m) == 0 and m.ids() == [] and list(m) == []

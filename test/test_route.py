@@ -63,6 +63,17 @@ def test_sequence_search_beats_single_frames_and_ignores_a_hub():
     assert seq / (n - 10) > 0.9
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_tiny_maps_give_no_support_and_no_warnings(n):
+    """A map shorter than any velocity line: the search answers with no support, never NaN."""
+    trav, pos = line_map(n)
+    search = SequenceSearch(10)
+    with np.errstate(all="raise"):
+        for s in noisy_scores([0] * 12, n, np.random.default_rng(1)):
+            h = search.update(s, trav, near_of(pos))
+            assert h is None or (0.0 <= h.support <= 1.0 and 0 <= h.row < n)
+
+
 def test_sequence_search_recovers_from_a_kidnapping_within_the_sequence_length():
     rng = np.random.default_rng(1)
     n, length = 200, 10

@@ -19,7 +19,7 @@ from ..features.extractor import FeatureExtractor
 from ..similarity.grid import to_grid
 from ..datasets.manifest import ImageRecord, load_record
 from .baselines import baseline
-from .config import METHODS, EvalSettings
+from .config import EvalSettings
 from .images import prepare_image
 from .metrics import pr_curve, recall_at_k, roc_auc, roc_curve
 from .pairwise import ground_truth, pairwise_cx

@@ -22,7 +22,7 @@ from .compatibility import check_compatible, read_meta
 from .errors import InvalidKeyframeError, KeyframeNotFoundError, MapError
 from .keyframe import Keyframe
 from .sqlite_file import check_sqlite_file, connect, journal_path, move_no_clobber
-from .tables import (APPLICATION_ID, CREATE_SIFT_SQL, CREATE_STATEMENTS, INSERT_DATA_SQL, INSERT_INDEX_SQL,
+from .tables import (APPLICATION_ID, CREATE_INDEX_SQL, CREATE_SIFT_SQL, CREATE_STATEMENTS, INSERT_DATA_SQL, INSERT_INDEX_SQL,
                      INSERT_SIFT_SQL, SCHEMA_VERSION, SELECT_SIFT_SQL, SELECT_SQL, keyframe_to_rows, row_to_keyframe,
                      sift_row)
 from .validation import validate_keyframe
@@ -256,6 +256,31 @@ class KeyframeMap:
             self._read_sift(kf)
             return kf
 
+    def load_search_index(self, name: str = "faiss") -> tuple[int, bytes] | None:
+        """(keyframes covered, serialised index) stored with the map, or None."""
+        with self._locked("read the search index of"):
+            conn = self._connection()
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_index'").fetchone() is None:
+                return None
+            row = conn.execute("SELECT covers, data FROM search_index WHERE name = ?", (name,)).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def store_search_index(self, covers: int, data: bytes, name: str = "faiss") -> None:
+        """Keep a shortlist index with the map (replacing the previous one), in one transaction."""
+        self._require_writable()
+        with self._locked("store the search index in"):
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(CREATE_INDEX_SQL)
+                conn.execute("INSERT OR REPLACE INTO search_index (name, covers, data) VALUES (?, ?, ?)",
+                             (name, int(covers), data))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
     def _read_sift(self, kf: Keyframe) -> None:
         """Fill ``kf.sift_*`` from the optional SIFT table (nothing when the map has none)."""
         if not self._has_sift_table():
@@ -322,16 +347,20 @@ class KeyframeMap:
         table = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
         return table[:, 0].astype(np.int64), table[:, 1:4].copy(), table[:, 4:8].copy()
 
-    def load_traversals(self) -> list:
-        """Per keyframe (id order), the drive it was mapped in: ``extra["traversal"]`` when the map
-        recorded one, else its ``source`` (the bag or topic it came from)."""
+    def load_traversals(self, ids) -> list:
+        """Per keyframe of ``ids`` (in that order), the drive it was mapped in: ``extra["traversal"]``
+        when the map recorded one, else its ``source`` (the bag or topic it came from). Taking the ids
+        keeps it aligned with descriptors read earlier while another process extends the map."""
         with self._locked("load traversals from"):
-            rows = self._connection().execute("SELECT extra, source FROM keyframes ORDER BY id").fetchall()
-        out = []
-        for extra, source in rows:
+            rows = self._connection().execute("SELECT id, extra, source FROM keyframes").fetchall()
+        by_id = {}
+        for kf_id, extra, source in rows:
             traversal = json.loads(extra).get("traversal") if extra else None
-            out.append(f"traversal {traversal}" if traversal is not None else f"source {source}")
-        return out
+            by_id[int(kf_id)] = f"traversal {traversal}" if traversal is not None else f"source {source}"
+        try:
+            return [by_id[int(k)] for k in ids]
+        except KeyError as exc:
+            raise KeyframeNotFoundError(f"{self._path}: no keyframe with id {exc.args[0]}") from None
 
     def load_thumbnail(self, kf_id: int) -> bytes:
         """The keyframe's JPEG thumbnail (empty when none was stored)."""

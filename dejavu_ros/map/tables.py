@@ -10,6 +10,8 @@ Layout (schema version 1):
   keyframes instead of every page of the file.
 * ``keyframe_data``: the bulky per-keyframe arrays (CX grid first, then corners, descriptors,
   3-D points, thumbnail), same id, read only for the shortlist or one keyframe at a time.
+* ``search_index`` (optional): a serialised FAISS shortlist index of large maps, with the number of
+  keyframes (in id order) it covers.
 * ``keyframe_sift`` (optional, created with the first keyframe that has SIFT features): SIFT
   keypoints and descriptors, same id. Maps without it read as before; readers that predate it
   ignore it.
@@ -65,6 +67,8 @@ def sift_row(kf: Keyframe) -> tuple | None:
             encode_array(kf.sift_descriptors, SIFT_DTYPES["sift_descriptors"]))
 
 TABLES = ("meta", "keyframes", "keyframe_data")
+CREATE_INDEX_SQL = ("CREATE TABLE IF NOT EXISTS search_index (name TEXT PRIMARY KEY NOT NULL, "
+                    "covers INTEGER NOT NULL, data BLOB NOT NULL)")
 CREATE_SIFT_SQL = ("CREATE TABLE IF NOT EXISTS keyframe_sift (id INTEGER PRIMARY KEY REFERENCES keyframes (id) "
                    "ON DELETE CASCADE, keypoints BLOB NOT NULL, descriptors BLOB NOT NULL)")
 INSERT_SIFT_SQL = "INSERT INTO keyframe_sift (id, keypoints, descriptors) VALUES (?, ?, ?)"

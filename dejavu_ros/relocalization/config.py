@@ -15,6 +15,11 @@ class EngineConfig:
                               "of another place is verified too, as the trust decision's runner-up)",
                               low=0, high=100, dynamic=True)
     publish_top_k: int = param(5, "Ranked candidates reported per frame", low=1, high=100, dynamic=True)
+    faiss_min_keyframes: int = param(50000, "Maps with at least this many keyframes shortlist with a FAISS "
+                                     "IVF-PQ index (stored in the map); smaller maps with an exact matmul",
+                                     low=1, high=1 << 40)
+    faiss_nprobe: int = param(32, "FAISS shortlist: inverted lists scanned per query (recall against speed)",
+                              low=1, high=65536, dynamic=True)
     sequence_length: int = param(10, "Route localization over the last N frames: sequence search along each "
                                  "traversal, or the odometry filter when odometry arrives (0 = single frames)",
                                  low=0, high=100, dynamic=True)

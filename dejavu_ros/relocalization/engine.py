@@ -34,6 +34,7 @@ from ..matching.pipeline import corner_features, match_to_keyframe
 from ..matching.sift import match_sift, sift_features, uses_dvf, uses_sift
 from ..matching.verification import GeometricVerification, verify
 from ..similarity.cx import contextual_similarity
+from ..similarity.faiss_index import shortlist_rows
 from ..similarity.global_descriptor import shortlist
 from . import trust
 from .frame import FrameFeatures, describe, usable_camera
@@ -104,6 +105,7 @@ class RelocalizationEngine(MappingMode):
         self._spacing: np.ndarray | None = None
         self._traversal_keys: list = []
         self._traversals: Traversals | None = None
+        self._index = None  # the FAISS shortlist of a large map
         if self.map is None or len(self.map) == 0:
             return
         ids, glob = self.map.load_global_descriptors()
@@ -114,8 +116,26 @@ class RelocalizationEngine(MappingMode):
         order = {int(k): i for i, k in enumerate(pose_ids)}
         sel = [order[int(k)] for k in self._ids]
         self._positions, self._orientations = positions[sel], orientations[sel]
-        self._traversal_keys = self.map.load_traversals()
+        self._traversal_keys = self.map.load_traversals(self._ids)
+        self._traversals = None
+        self._index = self._shortlist_index()
 
+    def _shortlist_index(self):
+        """The FAISS shortlist of a large map: stored with it, else built (and stored when writable)."""
+        if self.map_size < self.cfg.engine.faiss_min_keyframes:
+            return None
+        from ..similarity.faiss_index import ShortlistIndex
+
+        stored = self.map.load_search_index()
+        if stored is not None and stored[0] <= self.map_size:
+            index = ShortlistIndex.from_bytes(stored[1], stored[0])
+            if not index.stale(self.map_size):
+                return index
+        log.info("building the FAISS shortlist of %d keyframes", self.map_size)
+        index = ShortlistIndex.build(self._global.cpu().numpy())
+        if not self.map.read_only:
+            self.map.store_search_index(index.covers, index.to_bytes())
+        return index
     def _new_route_state(self) -> None:
         length = self.cfg.engine.sequence_length
         self._search, self._filter = SequenceSearch(length), OdometryFilter(length)
@@ -197,11 +217,20 @@ class RelocalizationEngine(MappingMode):
             with timer.stage("features"):
                 frame = describe(image, self.extractor, cfg, self.grid_shape)
             with timer.stage("shortlist"):
-                cosine = self._global @ frame.global_desc
-                short_scores, short_idx = shortlist(frame.global_desc, self._global, cfg.engine.shortlist_k,
-                                                    scores=cosine)
+                cosine = self._global @ frame.global_desc if cfg.engine.sequence_length > 0 or self._index is None \
+                    else None  # route localization scores every keyframe; a FAISS shortlist alone need not
+                if self._index is not None:
+                    rows = shortlist_rows(self._index, self._global.cpu().numpy(),
+                                          frame.global_desc.cpu().numpy(), cfg.engine.shortlist_k,
+                                          cfg.engine.faiss_nprobe)[1]
+                else:
+                    rows = shortlist(frame.global_desc, self._global, cfg.engine.shortlist_k,
+                                     scores=cosine)[1].cpu().numpy()
+                if cosine is None:
+                    cosine = torch.zeros(self.map_size, device=self._global.device)
+                    cosine[torch.as_tensor(rows, device=cosine.device)] = \
+                        self._global[torch.as_tensor(rows, device=cosine.device)] @ frame.global_desc
             with timer.stage("rerank"):
-                rows = short_idx.cpu().numpy()
                 cx_np = self._cx(frame, rows)
             route = None
             if cfg.engine.sequence_length > 0:

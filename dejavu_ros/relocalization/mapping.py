@@ -80,6 +80,9 @@ class MappingMode:
         self._orientations = np.vstack([self._orientations, kf.orientation[None]])
         self._traversal_keys.append(f"traversal {kf.extra['traversal']}" if "traversal" in kf.extra
                                     else f"source {kf.source}")
+        if (self._index is None and self.map_size >= self.cfg.engine.faiss_min_keyframes) or \
+                (self._index is not None and self._index.stale(self.map_size)):
+            self._index = self._shortlist_index()  # crossed the FAISS threshold, or grew past the index
 
     def save_map(self) -> Path | None:
         """Every append is its own committed transaction, so saving only confirms the file."""

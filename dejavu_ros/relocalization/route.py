@@ -77,6 +77,8 @@ class RouteHypothesis:
 def _place_support(values: np.ndarray, best: int, near: np.ndarray, temperature: float = 1.0) -> float:
     """Softmax mass of the best place against all others (``near``: rows of the best's place)."""
     finite = np.where(np.isfinite(values), values, -np.inf)
+    if not np.isfinite(finite[best]):  # no velocity line fits the map (e.g. two keyframes)
+        return 0.0
     w = np.exp((finite - finite[best]) / temperature)
     total = float(w.sum())
     return float(w[near].sum() / total) if total > 0 else 0.0
