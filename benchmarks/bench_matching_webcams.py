@@ -16,6 +16,11 @@ Every matcher's matches go through the engine's RANSAC
 * ``sift``: OpenCV SIFT, mutual nearest neighbours and Lowe's ratio 0.8;
 * ``dvf+sift``: both match sets into one RANSAC (``matching.method: dvf+sift``).
 
+``--zoom Z`` shows the query Z× nearer than the keyframe (Z < 1: farther; the keyframe is zoomed
+instead), both about the image centre, so a match is correct when the query pixel lies within the
+tolerance of the keyframe pixel's zoomed position. ``--scales 1,0.7,1.4`` adds ``dvf_pyramid``:
+the dense search over the query's DVF maps at those scales (``matching.query_scales``).
+
 Reported per webcam and method: correct inliers per frame (mean), frames with ≥ 10 correct inliers,
 precision of the inliers. ``--tum`` adds a day/day viewpoint check on tum_fr3_sequence (frame i
 against i+2, essential matrix with the TUM intrinsics): inliers and the rotation's disagreement with
@@ -43,6 +48,7 @@ from dejavu_ros.io.images import read_rgb
 from dejavu_ros.matching import MatchingConfig, corner_features, detect_corners, match_to_keyframe, verify
 from dejavu_ros.matching.matches import Matches
 from dejavu_ros.matching.sift import match_sift, sift_features
+from dejavu_ros.relocalization.frame import FrameFeatures
 
 METHODS = ("dvf_dense", "dvf_corners", "sift", "dvf+sift")
 
@@ -51,6 +57,23 @@ def centre_crop(image: np.ndarray, width: int = 640, height: int = 480) -> np.nd
     h, w = image.shape[:2]
     y0, x0 = max(0, (h - height) // 2), max(0, (w - width) // 2)
     return np.ascontiguousarray(image[y0:y0 + height, x0:x0 + width])
+
+
+def zoom_about_centre(image: np.ndarray, factor: float) -> np.ndarray:
+    """The centre 1/factor of the image blown up to the full size (factor ≥ 1)."""
+    if factor <= 1.0:
+        return image
+    h, w = image.shape[:2]
+    cw, ch = w / factor, h / factor
+    x0, y0 = (w - cw) / 2, (h - ch) / 2
+    m = np.array([[factor, 0, -x0 * factor], [0, factor, -y0 * factor]], np.float64)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR)
+
+
+def zoomed_position(xy: np.ndarray, size: tuple[int, int], zoom: float) -> np.ndarray:
+    """Where a keyframe pixel appears in the query when the query is ``zoom``× nearer."""
+    centre = (np.asarray(size, np.float64) - 1) / 2
+    return (xy - centre) * zoom + centre
 
 
 def _grey(path: Path) -> float:
@@ -87,25 +110,38 @@ def webcam_pairs(data: Path, queries: int) -> dict[str, list[tuple[Path, Path]]]
     return out
 
 
-def all_matches(fe: FeatureExtractor, query: np.ndarray, keyframe: np.ndarray, cfg: MatchingConfig) -> dict:
+def all_matches(fe: FeatureExtractor, query: np.ndarray, keyframe: np.ndarray, cfg: MatchingConfig,
+                scales: list[float] | None = None) -> dict:
     """Putative matches of every method, in pixels of the two images."""
     dq, dk = fe.extract(query), fe.extract(keyframe)
     kxy, kdesc = corner_features(keyframe, dk, cfg)
     qxy = detect_corners(query, cfg)
-    dense = match_to_keyframe(dq, kxy, kdesc, dataclasses.replace(cfg, direction="dense"))
+    dense_cfg = dataclasses.replace(cfg, direction="dense")
+    dense = match_to_keyframe(dq, kxy, kdesc, dense_cfg)
     corners = match_to_keyframe(dq, kxy, kdesc, dataclasses.replace(cfg, direction="corners"), query_xy=qxy)
     sift = match_sift(*sift_features(query, cfg.max_corners), *sift_features(keyframe, cfg.max_corners))
-    return {"dvf_dense": dense, "dvf_corners": corners, "sift": sift, "dvf+sift": Matches.concat([dense, sift])}
+    out = {"dvf_dense": dense, "dvf_corners": corners, "sift": sift, "dvf+sift": Matches.concat([dense, sift])}
+    if scales:
+        frame = FrameFeatures(rgb=query, scale=1.0, dense=dq, global_desc=None, grid=None,
+                              original_size=(query.shape[1], query.shape[0]))
+        out["dvf_pyramid"] = Matches.best_of_scales([
+            match_to_keyframe(d, kxy, kdesc, dense_cfg, query_image_size=frame.size)
+            for d in frame.pyramid(fe, scales)])
+    return out
 
 
 def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) -> dict:
-    per = {m: [] for m in METHODS}
+    per = {m: [] for m in methods(args)}
     for query_path, keyframe_path in pairs:
         query, keyframe = centre_crop(read_rgb(query_path)), centre_crop(read_rgb(keyframe_path))
-        for name, matches in all_matches(fe, query, keyframe, cfg).items():
-            geo = verify(matches, cfg, query_size=(query.shape[1], query.shape[0]))
+        query = zoom_about_centre(query, args.zoom)
+        keyframe = zoom_about_centre(keyframe, 1.0 / args.zoom)
+        size = (query.shape[1], query.shape[0])
+        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales).items():
+            geo = verify(matches, cfg, query_size=size)
             inl = geo.inliers
-            ok = np.all(np.abs(inl.query_xy - inl.map_xy) <= args.tolerance, axis=1) if len(inl) else np.zeros(0, bool)
+            expected = zoomed_position(inl.map_xy, size, args.zoom)
+            ok = np.all(np.abs(inl.query_xy - expected) <= args.tolerance, axis=1) if len(inl) else np.zeros(0, bool)
             per[name].append((int(ok.sum()), len(inl), len(matches)))
     out = {"pairs": [[q.name, k.name] for q, k in pairs]}
     for name, rows in per.items():
@@ -117,13 +153,17 @@ def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) ->
     return out
 
 
-def run_tum(fe, data: Path, cfg: MatchingConfig) -> dict:
+def methods(args) -> tuple[str, ...]:
+    return METHODS + (("dvf_pyramid",) if args.scales else ())
+
+
+def run_tum(fe, data: Path, cfg: MatchingConfig, args) -> dict:
     paths = sorted((data / "tum_fr3_sequence").glob("*.png"))
-    rows = {m: [] for m in METHODS}
+    rows = {m: [] for m in methods(args)}
     for a, b in zip(paths[:-2], paths[2:]):
         query, keyframe = read_rgb(a), read_rgb(b)
         found = {}
-        for name, matches in all_matches(fe, query, keyframe, cfg).items():
+        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales).items():
             found[name] = verify(matches, cfg, K_query=TUM_CAMERA, K_map=TUM_CAMERA.k)
         reference = found["sift"].rotation
         for name, geo in found.items():
@@ -142,24 +182,30 @@ def main() -> int:
     p.add_argument("--queries", type=int, default=8, help="night frames per webcam")
     p.add_argument("--tolerance", type=float, default=4.0, help="px per axis")
     p.add_argument("--tum", action="store_true", help="also the day/day viewpoint check on TUM")
+    p.add_argument("--zoom", type=float, default=1.0, help="query this many times nearer than the keyframe")
+    p.add_argument("--scales", type=lambda v: [float(x) for x in v.split(",")], default=None,
+                   help="comma-separated query scales of the dvf_pyramid method (e.g. 1,0.7,1.4)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
+    if args.zoom <= 0:
+        p.error("--zoom must be > 0")
     torch.set_num_threads(args.threads)
     fe = FeatureExtractor.from_config(FeatureConfig(model=args.model, device="cpu", threads=args.threads))
     cfg = MatchingConfig()
-    report = {"model": fe.source, "tolerance_px": args.tolerance, "queries_per_webcam": args.queries, "webcams": {}}
+    report = {"model": fe.source, "tolerance_px": args.tolerance, "queries_per_webcam": args.queries,
+              "zoom": args.zoom, "scales": args.scales, "webcams": {}}
     for name, pairs in sorted(webcam_pairs(args.data, args.queries).items()):
         report["webcams"][name] = run_webcam(fe, pairs, cfg, args)
-        print(name, {m: report["webcams"][name][m]["frames_with_10_correct"] for m in METHODS}, file=sys.stderr)
+        print(name, {m: report["webcams"][name][m]["frames_with_10_correct"] for m in methods(args)}, file=sys.stderr)
     report["totals"] = {m: {"frames_with_10_correct": sum(w[m]["frames_with_10_correct"]
                                                           for w in report["webcams"].values()),
                             "correct_per_frame": round(float(np.mean([w[m]["correct_per_frame"]
                                                                       for w in report["webcams"].values()])), 1),
                             "precision_mean": round(float(np.mean([w[m]["precision"]
                                                                    for w in report["webcams"].values()])), 3)}
-                        for m in METHODS}
+                        for m in methods(args)}
     if args.tum:
-        report["tum_day_viewpoint"] = run_tum(fe, args.data, cfg)
+        report["tum_day_viewpoint"] = run_tum(fe, args.data, cfg, args)
     print(json.dumps(report, indent=1))
     return 0
 

@@ -58,6 +58,7 @@ class ParamSpec:
     high: float | None
     choices: tuple | None
     dynamic: bool
+    item: type | None = None  # element type of a list (its low/high apply to every element)
 
 
 def _field_default(f: Field) -> Any:
@@ -88,7 +89,7 @@ def iter_specs(cls_or_obj: Any, prefix: str = "") -> Iterator[ParamSpec]:
         default = _field_default(f)
         yield ParamSpec(name=name, type=_leaf_type(ftype), default=default,
                         description=meta["description"], low=meta["low"], high=meta["high"],
-                        choices=meta["choices"], dynamic=meta["dynamic"])
+                        choices=meta["choices"], dynamic=meta["dynamic"], item=_item_type(ftype))
 
 
 def _leaf_type(t: Any) -> type:
@@ -98,6 +99,11 @@ def _leaf_type(t: Any) -> type:
     if t in (bool, int, float, str):
         return t
     raise TypeError(f"unsupported config type {t!r}")
+
+
+def _item_type(t: Any) -> type | None:
+    args = typing.get_args(t)
+    return args[0] if typing.get_origin(t) in (list, tuple) and args and args[0] in (int, float, str) else None
 
 
 def spec_map(cls: type) -> dict[str, ParamSpec]:
@@ -154,10 +160,13 @@ def coerce(spec: ParamSpec, value: Any, label: str | None = None) -> Any:
                 raise ValueError(value)
         elif t is list:
             if isinstance(value, str):
-                value = [v for v in value.split(",") if v]
+                value = [v.strip() for v in value.split(",") if v.strip()]
             value = list(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{label}: expected {t.__name__}, got {value!r}") from None
+    if t is list and spec.item is not None:  # every element checked as a scalar of its type
+        item = ParamSpec(spec.name, spec.item, None, "", spec.low, spec.high, None, False)
+        return [coerce(item, v, f"{label} (element {i + 1})") for i, v in enumerate(value)]
     if spec.choices is not None and value not in spec.choices:
         raise ConfigError(f"{label}: {value!r} is not one of {list(spec.choices)}")
     if spec.low is not None and value < spec.low:

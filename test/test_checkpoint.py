@@ -1,7 +1,6 @@
 """Weights files: round trip, refusal of damaged / foreign / pickle-bearing files, authors' import."""
 import json
 import pathlib
-import struct
 
 import numpy as np
 import pytest

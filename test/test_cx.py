@@ -1,5 +1,4 @@
 """Contextual similarity against a literal per-element reference, and its invariants."""
-import itertools
 import math
 
 import pytest

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
 
@@ -14,7 +12,7 @@ from dejavu_ros.datasets.robotcar.manifest import MANIFEST_COLUMNS, place_centre
 from dejavu_ros.datasets.robotcar.seasons import SeasonsDataset
 from dejavu_ros.datasets.manifest import read_manifest
 
-from robotcar_support import REAR_EXTRINSICS, T0, make_seasons, pose_at, write_image
+from robotcar_support import REAR_EXTRINSICS, T0, make_seasons, pose_at
 
 
 def test_reader_yields_records_with_poses_and_calibration(tmp_path):

@@ -108,7 +108,7 @@ class BagReader:
             raise BagError(f"bag not found: {self.path}")
         try:
             self._any = _open_any(self.path)
-        except Exception as exc:  # noqa: BLE001 - rosbags raises several types for unreadable bags
+        except Exception:  # noqa: BLE001 - rosbags raises several types for unreadable bags
             db3 = _storage_files(self.path, ".db3")
             if self.path.is_dir() and len(db3) == 1:  # sqlite3 bag without metadata.yaml
                 try:

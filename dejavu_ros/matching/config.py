@@ -13,6 +13,10 @@ class MatchingConfig:
                         "to store SIFT keypoints)", choices=("dvf", "sift", "dvf+sift"), dynamic=True)
     direction: str = param("dense", "corners = corner-to-corner (paper); dense = keyframe corners searched "
                            "over every query pixel", choices=("corners", "dense"), dynamic=True)
+    query_scales: list[float] = param([1.0], "Dense direction: scales at which the query's DVF map is searched "
+                                      "(a small pyramid for queries seen nearer or farther than the keyframe: "
+                                      "e.g. 1.0,0.7,1.4; every extra scale costs one more network pass)",
+                                      low=0.25, high=4.0)
     max_corners: int = param(500, "Shi-Tomasi: maximum corners per image", low=8, high=20000)
     quality_level: float = param(0.01, "Shi-Tomasi: quality level", low=1e-5, high=1.0)
     min_distance: float = param(8.0, "Shi-Tomasi: minimum distance between corners (px)", low=0.0, high=500.0)

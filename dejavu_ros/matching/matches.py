@@ -59,6 +59,22 @@ class Matches:
                    direction="+".join(p.direction for p in parts), counts=counts)
 
     @classmethod
+    def best_of_scales(cls, parts: list["Matches"]) -> "Matches":
+        """Dense matches of one keyframe searched at several query scales: each keyframe corner keeps
+        its most similar match, so a corner found at two scales counts once in RANSAC."""
+        if len(parts) == 1:
+            return parts[0]
+        merged = cls.concat(parts)
+        if not len(merged):
+            return cls.empty("dense", merged.counts)
+        order = np.lexsort((merged.distance, merged.map_idx))  # by corner, most similar first
+        first = np.ones(len(order), bool)
+        first[1:] = merged.map_idx[order][1:] != merged.map_idx[order][:-1]
+        kept = merged.subset(np.sort(order[first]))
+        kept.direction = "dense"
+        return kept
+
+    @classmethod
     def empty(cls, direction: str, counts: dict[str, int] | None = None) -> "Matches":
         return cls(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.int64),
                    np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32), direction,

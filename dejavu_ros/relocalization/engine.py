@@ -336,8 +336,10 @@ class RelocalizationEngine(MappingMode):
             kf = self.map.get(int(self._ids[rows[k]]))
             parts = []
             if uses_dvf(cfg) or kf.sift_keypoints is None:  # a keyframe mapped without SIFT falls back on DVF
-                parts.append(match_to_keyframe(frame.dense, kf.keypoints, kf.descriptors.astype(np.float32), cfg,
-                                               query_xy=query_xy))
+                maps = frame.pyramid(self.extractor, cfg.query_scales) if cfg.direction == "dense" else [frame.dense]
+                parts.append(Matches.best_of_scales([
+                    match_to_keyframe(dense, kf.keypoints, kf.descriptors.astype(np.float32), cfg,
+                                      query_xy=query_xy, query_image_size=frame.size) for dense in maps]))
             if query_sift is not None and kf.sift_keypoints is not None:
                 parts.append(match_sift(*query_sift, kf.sift_keypoints, kf.sift_descriptors))
             matches = Matches.concat(parts)

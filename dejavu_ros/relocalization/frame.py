@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,24 @@ class FrameFeatures:
     def to_network(self, xy: np.ndarray) -> np.ndarray:
         """Original image pixels → network pixels."""
         return to_resized_xy(xy, self.original_size, self.size)
+
+    def pyramid(self, extractor: FeatureExtractor, scales) -> list[torch.Tensor]:
+        """Dense maps of the network image at each of ``scales`` (1.0 = :attr:`dense` itself), made
+        once per frame: the dense search at several scales finds a keyframe corner in a query seen
+        nearer (scale < 1 shrinks it back) or farther (> 1) than the keyframe was."""
+        cache = self.__dict__.setdefault("_pyramid", {})
+        out = []
+        for s in scales:
+            if abs(float(s) - 1.0) < 1e-6:
+                out.append(self.dense)
+                continue
+            if s not in cache:
+                w, h = self.size
+                size = (max(16, round(w * s)), max(16, round(h * s)))
+                cache[s] = extractor.extract(cv2.resize(self.rgb, size, interpolation=cv2.INTER_AREA if s < 1
+                                                        else cv2.INTER_LINEAR))
+            out.append(cache[s])
+        return out
 
 
 def describe(image: np.ndarray, extractor: FeatureExtractor, cfg: DejavuConfig,
