@@ -2,6 +2,7 @@
 
     python benchmarks/bench_engine.py --keyframes 1000 --size 320x240 [--model PATH] [--device cpu]
     python benchmarks/bench_engine.py --keyframes 10000 --exhaustive 20
+    python benchmarks/bench_engine.py --keyframes 1000 --threads 1 --backend onnxruntime
 
 Map: ``--real`` keyframes are real DVF keyframes of generated streets by day (each street a
 different seed); the rest are copies of them with their grids and global descriptors perturbed,
@@ -83,12 +84,14 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"), help="features.backend")
     args = p.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     rng = np.random.default_rng(0)
     cfg = DejavuConfig()
     cfg.features.model, cfg.features.device, cfg.features.precision = args.model, args.device, args.precision
     cfg.features.threads = args.threads  # the extractor sets torch's thread count from this
+    cfg.features.backend = args.backend
     fe = FeatureExtractor.from_config(cfg.features)
     real = min(args.real, args.keyframes)
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +110,7 @@ def main() -> None:
             for k, v in r.timings_ms.items():
                 stages.setdefault(k, []).append(v)
         out = {"keyframes": args.keyframes, "query_condition": args.condition, "real_keyframes": real, "size": args.size, "device": args.device,
-               "model": fe.source, "threads": torch.get_num_threads(), "map_load_s": round(load_s, 3),
+               "backend": args.backend, "model": fe.source, "threads": torch.get_num_threads(), "map_load_s": round(load_s, 3),
                "map_file_bytes_per_keyframe": path.stat().st_size // args.keyframes,
                "keyframe_build_ms": round(build_ms, 1),
                "stage_ms_median": {k: round(statistics.median(v), 2) for k, v in stages.items()},

@@ -1,6 +1,6 @@
 """DVF inference time per frame and CX time per pair, printed as JSON.
 
-    python benchmarks/bench_features_cx.py [--device cpu|cuda] [--model PATH] [--repeats 5]
+    python benchmarks/bench_features_cx.py [--device cpu|cuda] [--model PATH] [--repeats 5] [--onnxruntime]
 
 DVF at 256×256, 320×240 and 640×480 (the default model and the paper-size network); CX per pair
 at 32×32, 64×64 and 128×128 grids, one pair and one query against 64 keyframes in a batch.
@@ -34,6 +34,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--skip-128", action="store_true", help="skip the 128×128 batched CX (slow on CPU)")
+    p.add_argument("--onnxruntime", action="store_true",
+                   help="also the default model through ONNX Runtime (features.backend onnxruntime), same sizes")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -43,6 +45,9 @@ def main() -> None:
     if args.model or default_model_path().is_file():
         models["default"] = FeatureExtractor.from_config(FeatureConfig(model=args.model, device=args.device,
                                                                        precision=args.precision, threads=args.threads))
+    if args.onnxruntime:
+        models["default_onnxruntime"] = FeatureExtractor.from_config(FeatureConfig(
+            model=args.model, device="cpu", backend="onnxruntime", threads=args.threads))
     models["light_random"] = FeatureExtractor(DVF(DVFConfig.light()), device=dev, precision=args.precision)
     models["paper_size_random"] = FeatureExtractor(DVF(DVFConfig()), device=dev, precision=args.precision)
     rng = np.random.default_rng(0)
@@ -53,6 +58,11 @@ def main() -> None:
             image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
             out["dvf_ms_per_frame"][f"{name}@{w}x{h}"] = median_ms(lambda: fe.extract(image), args.repeats,
                                                                    sync=sync)
+    if args.onnxruntime:
+        times = out["dvf_ms_per_frame"]
+        out["onnxruntime_speedup"] = {size: round(times[f"default@{size}"]["median_ms"]
+                                                  / times[f"default_onnxruntime@{size}"]["median_ms"], 2)
+                                      for size in ("256x256", "320x240", "640x480")}
     for side in (32, 64, 128):
         q = torch.nn.functional.normalize(torch.randn(10, side, side, device=dev), dim=0)
         keys = torch.nn.functional.normalize(torch.randn(64, 10, side, side, device=dev), dim=1)

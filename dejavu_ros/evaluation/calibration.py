@@ -185,12 +185,18 @@ def fit_trust(outcomes: Sequence[QueryOutcome], threshold: float = 0.5, meta: di
                       threshold=threshold, meta=dict(meta or {}))
 
 
-def decide(outcome: QueryOutcome, model: TrustModel) -> tuple[float, bool]:
+def passes_gate(c: CandidateOutcome, min_inliers: int | None = None) -> bool:
+    """Geometrically accepted, and (when given) with at least ``min_inliers`` inliers: evidence
+    collected at a low ``matching.min_inliers`` scores every higher gate exactly."""
+    return c.accepted and (min_inliers is None or round(math.expm1(c.features["log_inliers"])) >= min_inliers)
+
+
+def decide(outcome: QueryOutcome, model: TrustModel, min_inliers: int | None = None) -> tuple[float, bool]:
     """(confidence, winner correct) of one query under ``model``: the best-scoring verified,
     geometrically accepted candidate (what the engine would report)."""
     best_p, best_ok = 0.0, False
     for c in outcome.verified:
-        if not c.accepted:
+        if not passes_gate(c, min_inliers):
             continue
         p = model.probability(c.features)
         if p > best_p:
@@ -203,14 +209,15 @@ def source(scenario: str) -> str:
     return re.split(r"[_+]", scenario)[0]
 
 
-def leave_one_out(outcomes: Sequence[QueryOutcome]) -> dict[str, list[tuple[float, bool]]]:
+def leave_one_out(outcomes: Sequence[QueryOutcome],
+                  min_inliers: int | None = None) -> dict[str, list[tuple[float, bool]]]:
     """Per scenario: (confidence, correct) of every query under a model fitted without its whole
-    data set (every scenario of the same source left out together)."""
+    data set (every scenario of the same source left out together), behind the inlier gate."""
     out = {}
     for held in sorted({source(q.scenario) for q in outcomes}):
         model = fit_trust([q for q in outcomes if source(q.scenario) != held])
         for name in sorted({q.scenario for q in outcomes if source(q.scenario) == held}):
-            out[name] = [decide(q, model) for q in outcomes if q.scenario == name]
+            out[name] = [decide(q, model, min_inliers) for q in outcomes if q.scenario == name]
     return out
 
 

@@ -296,7 +296,10 @@ class RelocalizationEngine(MappingMode):
                 confidence[k] = model.probability(x)
                 result.evidence[int(self._ids[rows[k]])] = {**x, **{f"stat_{n}": v for n, v in stats[k].items()},
                                                             "other_exists": float(other.exists)}
-                if best is None or confidence[k] > confidence[best]:
+                # the best accepted candidate wins (as the calibration scores it); one that failed the
+                # geometric checks only when none passed (its reason is then the message)
+                key = (checked[k][0].accepted, confidence[k])
+                if best is None or key > (checked[best][0].accepted, confidence[best]):
                     best = k
             else:
                 confidence[k] = model.cx_probability(

@@ -1,0 +1,63 @@
+"""The calibration arithmetic behind bench_trust.py: the inlier gate, leave-one-data-set-out
+scoring and the operating-point rule, on outcomes whose answers are known."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dejavu_ros.config import DejavuConfig
+from dejavu_ros.evaluation import calibration as cal
+from dejavu_ros.relocalization import trust
+
+
+def candidate(correct: bool, inliers: int, margin: float, accepted: bool = True) -> cal.CandidateOutcome:
+    features = {k: 0.0 for k in trust.FEATURES}
+    features.update(log_inliers=math.log1p(inliers), inlier_margin=margin, cx_margin=margin / 4)
+    return cal.CandidateOutcome(keyframe_id=1, correct=correct, cx=0.2, cx_margin=margin / 4, features=features,
+                                accepted=accepted, distance_m=0.0 if correct else 100.0)
+
+
+def outcomes(seed: int = 0) -> list[cal.QueryOutcome]:
+    """Three data sets; the right place has a clear margin and 10-40 inliers, a wrong one none."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in ("alpha", "beta", "gamma"):
+        for i in range(60):
+            right = i % 3 != 0
+            inliers = int(rng.integers(10, 40)) if right else int(rng.integers(10, 25))
+            margin = float(rng.normal(2.0, 0.5)) if right else float(rng.normal(-1.0, 0.5))
+            out.append(cal.QueryOutcome(scenario=name, query=f"{name}{i}",
+                                        candidates=[candidate(right, inliers, margin)]))
+    return out
+
+
+def test_the_gate_counts_inliers_and_needs_the_geometric_checks():
+    assert cal.passes_gate(candidate(True, 14, 1.0), 12)
+    assert not cal.passes_gate(candidate(True, 14, 1.0), 16)
+    assert not cal.passes_gate(candidate(True, 50, 1.0, accepted=False), 12)
+    assert cal.passes_gate(candidate(True, 5, 1.0))  # no gate: the collection's own acceptance
+
+
+def test_a_lower_gate_publishes_more_at_the_same_precision_rule():
+    data = outcomes()
+    recall = {}
+    for gate in (12, 20):
+        lodo = cal.leave_one_out(data, gate)
+        assert set(lodo) == {"alpha", "beta", "gamma"} and all(len(v) == 60 for v in lodo.values())
+        t = cal.operating_point(lodo)
+        precision, recall[gate], published, wrong = cal.precision_recall([s for v in lodo.values() for s in v], t)
+        assert precision >= 99.5 and published > 0
+    assert recall[12] > recall[20]  # right places with 12-19 inliers are published only below gate 20
+
+
+def test_the_operating_point_is_the_smallest_threshold_meeting_the_rule():
+    scored = {"a": [(0.9, True)] * 50 + [(0.6, False)] + [(0.5, True)] * 10}
+    assert cal.operating_point(scored) == pytest.approx(0.605)
+    assert cal.precision_recall(scored["a"], 0.605)[:3] == (100.0, pytest.approx(50 / 61 * 100), 50)
+
+
+def test_the_shipped_gate_is_the_default_inlier_threshold():
+    model = trust.TrustModel.load()
+    assert model.meta.get("min_inliers", 20) == DejavuConfig().matching.min_inliers
