@@ -2,7 +2,7 @@
 
     python benchmarks/bench_features_cx.py [--device cpu|cuda] [--model PATH] [--repeats 5] [--onnxruntime]
 
-DVF at 256×256, 320×240 and 640×480 (the default model and the paper-size network); CX per pair
+DVF at 256×256, 320×240 and 640×480 (the default model, and the light, mid and paper-size networks); CX per pair
 at 32×32, 64×64 and 128×128 grids, one pair and one query against 64 keyframes in a batch.
 """
 from __future__ import annotations
@@ -49,6 +49,7 @@ def main() -> None:
         models["default_onnxruntime"] = FeatureExtractor.from_config(FeatureConfig(
             model=args.model, device="cpu", backend="onnxruntime", threads=args.threads))
     models["light_random"] = FeatureExtractor(DVF(DVFConfig.light()), device=dev, precision=args.precision)
+    models["mid_random"] = FeatureExtractor(DVF(DVFConfig.mid()), device=dev, precision=args.precision)
     models["paper_size_random"] = FeatureExtractor(DVF(DVFConfig()), device=dev, precision=args.precision)
     rng = np.random.default_rng(0)
     out = {"device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
