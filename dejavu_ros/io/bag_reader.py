@@ -108,7 +108,8 @@ class BagReader:
             raise BagError(f"bag not found: {self.path}")
         try:
             self._any = _open_any(self.path)
-        except Exception:  # noqa: BLE001 - rosbags raises several types for unreadable bags
+        except Exception as open_exc:  # noqa: BLE001 - rosbags raises several types for unreadable bags
+            exc: Exception = open_exc
             db3 = _storage_files(self.path, ".db3")
             if self.path.is_dir() and len(db3) == 1:  # sqlite3 bag without metadata.yaml
                 try:
