@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dejavu_ros.config import DejavuConfig  # noqa: E402
+from dejavu_ros.schema import apply_flat  # noqa: E402
 from dejavu_ros.demo.world import make_street, render  # noqa: E402
 from dejavu_ros.features.extractor import FeatureExtractor  # noqa: E402
 from dejavu_ros.map.store import KeyframeMap  # noqa: E402
@@ -85,10 +86,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--precision", default="fp32")
     p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"), help="features.backend")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one parameter of the schema (repeatable), e.g. engine.shortlist_k=20")
     args = p.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     rng = np.random.default_rng(0)
-    cfg = DejavuConfig()
+    try:
+        cfg = apply_flat(DejavuConfig(), dict(item.split("=", 1) for item in args.set))
+    except ValueError:
+        p.error("--set takes NAME=VALUE")
     cfg.features.model, cfg.features.device, cfg.features.precision = args.model, args.device, args.precision
     cfg.features.threads = args.threads  # the extractor sets torch's thread count from this
     cfg.features.backend = args.backend
@@ -109,7 +115,7 @@ def main() -> None:
             r = engine.relocalize(q, 0.0)
             for k, v in r.timings_ms.items():
                 stages.setdefault(k, []).append(v)
-        out = {"keyframes": args.keyframes, "query_condition": args.condition, "real_keyframes": real, "size": args.size, "device": args.device,
+        out = {"keyframes": args.keyframes, "overrides": args.set, "query_condition": args.condition, "real_keyframes": real, "size": args.size, "device": args.device,
                "backend": args.backend, "model": fe.source, "threads": torch.get_num_threads(), "map_load_s": round(load_s, 3),
                "map_file_bytes_per_keyframe": path.stat().st_size // args.keyframes,
                "keyframe_build_ms": round(build_ms, 1),

@@ -18,7 +18,8 @@ Every matcher's matches go through the engine's RANSAC
 
 ``--zoom Z`` shows the query Z× nearer than the keyframe (Z < 1: farther; the keyframe is zoomed
 instead), both about the image centre, so a match is correct when the query pixel lies within the
-tolerance of the keyframe pixel's zoomed position. ``--scales 1,0.7,1.4`` adds ``dvf_pyramid``:
+tolerance of the keyframe pixel's zoomed position. ``--head [HEAD]`` adds ``dvf_head``: the dense
+search from the keypoint head's keypoints instead of Shi-Tomasi's (``matching.keypoints: dvf_head``). ``--scales 1,0.7,1.4`` adds ``dvf_pyramid``:
 the dense search over the query's DVF maps at those scales (``matching.query_scales``).
 
 Reported per webcam and method: correct inliers per frame (mean), frames with ≥ 10 correct inliers,
@@ -49,14 +50,9 @@ from dejavu_ros.matching import MatchingConfig, corner_features, detect_corners,
 from dejavu_ros.matching.matches import Matches
 from dejavu_ros.matching.sift import match_sift, sift_features
 from dejavu_ros.relocalization.frame import FrameFeatures
+from dejavu_ros.training.keypoint_head import centre_crop
 
 METHODS = ("dvf_dense", "dvf_corners", "sift", "dvf+sift")
-
-
-def centre_crop(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
-    h, w = image.shape[:2]
-    y0, x0 = max(0, (h - height) // 2), max(0, (w - width) // 2)
-    return np.ascontiguousarray(image[y0:y0 + height, x0:x0 + width])
 
 
 def zoom_about_centre(image: np.ndarray, factor: float) -> np.ndarray:
@@ -111,7 +107,7 @@ def webcam_pairs(data: Path, queries: int) -> dict[str, list[tuple[Path, Path]]]
 
 
 def all_matches(fe: FeatureExtractor, query: np.ndarray, keyframe: np.ndarray, cfg: MatchingConfig,
-                scales: list[float] | None = None) -> dict:
+                scales: list[float] | None = None, head: str | None = None) -> dict:
     """Putative matches of every method, in pixels of the two images."""
     dq, dk = fe.extract(query), fe.extract(keyframe)
     kxy, kdesc = corner_features(keyframe, dk, cfg)
@@ -121,6 +117,11 @@ def all_matches(fe: FeatureExtractor, query: np.ndarray, keyframe: np.ndarray, c
     corners = match_to_keyframe(dq, kxy, kdesc, dataclasses.replace(cfg, direction="corners"), query_xy=qxy)
     sift = match_sift(*sift_features(query, cfg.max_corners), *sift_features(keyframe, cfg.max_corners))
     out = {"dvf_dense": dense, "dvf_corners": corners, "sift": sift, "dvf+sift": Matches.concat([dense, sift])}
+    if head is not None:
+        head_cfg = dataclasses.replace(dense_cfg, keypoints="dvf_head", keypoint_head=head)
+        hxy, hdesc = corner_features(keyframe, dk, head_cfg)
+        out["dvf_head"] = match_to_keyframe(dq, hxy, hdesc, head_cfg)
+        out["dvf_head+sift"] = Matches.concat([out["dvf_head"], sift])
     if scales:
         frame = FrameFeatures(rgb=query, scale=1.0, dense=dq, global_desc=None, grid=None,
                               original_size=(query.shape[1], query.shape[0]))
@@ -137,7 +138,7 @@ def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) ->
         query = zoom_about_centre(query, args.zoom)
         keyframe = zoom_about_centre(keyframe, 1.0 / args.zoom)
         size = (query.shape[1], query.shape[0])
-        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales).items():
+        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales, args.head).items():
             geo = verify(matches, cfg, query_size=size)
             inl = geo.inliers
             expected = zoomed_position(inl.map_xy, size, args.zoom)
@@ -154,7 +155,8 @@ def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) ->
 
 
 def methods(args) -> tuple[str, ...]:
-    return METHODS + (("dvf_pyramid",) if args.scales else ())
+    return (METHODS + (("dvf_pyramid",) if args.scales else ())
+            + (("dvf_head", "dvf_head+sift") if args.head is not None else ()))
 
 
 def run_tum(fe, data: Path, cfg: MatchingConfig, args) -> dict:
@@ -163,7 +165,7 @@ def run_tum(fe, data: Path, cfg: MatchingConfig, args) -> dict:
     for a, b in zip(paths[:-2], paths[2:]):
         query, keyframe = read_rgb(a), read_rgb(b)
         found = {}
-        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales).items():
+        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales, args.head).items():
             found[name] = verify(matches, cfg, K_query=TUM_CAMERA, K_map=TUM_CAMERA.k)
         reference = found["sift"].rotation
         for name, geo in found.items():
@@ -185,6 +187,9 @@ def main() -> int:
     p.add_argument("--zoom", type=float, default=1.0, help="query this many times nearer than the keyframe")
     p.add_argument("--scales", type=lambda v: [float(x) for x in v.split(",")], default=None,
                    help="comma-separated query scales of the dvf_pyramid method (e.g. 1,0.7,1.4)")
+    p.add_argument("--head", nargs="?", const="", default=None, metavar="HEAD",
+                   help="add dvf_head (and dvf_head+sift): keyframe keypoints from the keypoint head "
+                        "(matching.keypoints dvf_head; HEAD = its weights, none = the shipped head)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     if args.zoom <= 0:

@@ -129,12 +129,19 @@ def main() -> int:
     for gate in args.gates:  # the inlier gate before the decision, scored on the same evidence
         lodo_g = cal.leave_one_out(outcomes, gate)
         t = cal.operating_point(lodo_g)
-        _, recall, published, wrong = cal.precision_recall([s for v in lodo_g.values() for s in v], t)
-        gates[gate] = {"threshold": t, "pooled_recall": round(recall, 2), "published": published, "wrong": wrong,
+        meets = t is not None
+        t = t if meets else cal.FALLBACK_THRESHOLD
+        precision, recall, published, wrong = cal.precision_recall([s for v in lodo_g.values() for s in v], t)
+        gates[gate] = {"threshold": t, "meets_rule": meets, "pooled_recall": round(recall, 2),
+                       "pooled_precision": round(precision, 2), "published": published, "wrong": wrong,
                        "lodo": lodo_g}
-    # declared rule: the gate with the highest pooled leave-one-out recall at its operating point
-    # (ties: the higher gate)
-    gate = max(gates, key=lambda g: (gates[g]["pooled_recall"], g))
+    # declared rule: among the gates whose operating point meets the precision rule, the highest
+    # pooled leave-one-out recall (ties: the higher gate); if none meets it, the most precise
+    gate = max(gates, key=lambda g: (gates[g]["meets_rule"], gates[g]["pooled_recall"] if gates[g]["meets_rule"]
+                                     else gates[g]["pooled_precision"], g))
+    if not gates[gate]["meets_rule"]:
+        print(f"warning: no inlier gate meets the precision rule; gate {gate} at p >= {cal.FALLBACK_THRESHOLD}",
+              file=sys.stderr)
     lodo, threshold = gates[gate]["lodo"], gates[gate]["threshold"]
     model = cal.fit_trust(outcomes, threshold, meta={
         "dvf_model": fe.source, "dvf_fingerprint": fe.fingerprint, "queries": len(outcomes),

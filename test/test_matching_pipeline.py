@@ -16,20 +16,24 @@ def warp(points: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(points.reshape(-1, 1, 2).astype(np.float64), H).reshape(-1, 2)
 
 
+#: These synthetic maps are not DVF maps: the keypoint head (trained on DVF) does not apply to them.
+SHI_TOMASI = MatchingConfig(keypoints="shi_tomasi")
+
+
 @pytest.fixture(scope="module")
 def pair():
     keyframe = texture(blur=1.0, seed=4)
     query = cv2.warpPerspective(keyframe, H, (keyframe.shape[1], keyframe.shape[0]), flags=cv2.INTER_LINEAR)
     dense_k = patch_dense(keyframe, radius=5, blur=0.5, smooth=1.0)
     dense_q = patch_dense(query, radius=5, blur=0.5, smooth=1.0)
-    kxy, kdesc = corner_features(keyframe, dense_k)
+    kxy, kdesc = corner_features(keyframe, dense_k, SHI_TOMASI)
     return keyframe, query, dense_q, kxy, kdesc
 
 
 @pytest.mark.parametrize("direction", ["corners", "dense"])
 def test_both_directions_match_a_warped_copy(pair, direction):
     _, query, dense_q, kxy, kdesc = pair
-    cfg = MatchingConfig(direction=direction, dense_coarse="exact")
+    cfg = MatchingConfig(direction=direction, dense_coarse="exact", keypoints="shi_tomasi")
     m = match_to_keyframe(dense_q, kxy, kdesc, cfg, query_xy=detect_corners(query, cfg))
     err = np.linalg.norm(m.query_xy - warp(m.map_xy), axis=1)
     assert len(m) > 80
@@ -47,9 +51,9 @@ def test_featureless_query_or_keyframe_gives_an_empty_rejected_verification(pair
     flat_dense = patch_dense(flat, radius=5)
     kxy, kdesc = kxy[:40], kdesc[:40]
     for direction in ("corners", "dense"):
-        cfg = MatchingConfig(direction=direction)
+        cfg = MatchingConfig(direction=direction, keypoints="shi_tomasi")
         none_in_query = match_to_keyframe(flat_dense, kxy, kdesc, cfg, query_xy=detect_corners(flat, cfg))
-        fxy, fdesc = corner_features(flat, flat_dense)
+        fxy, fdesc = corner_features(flat, flat_dense, SHI_TOMASI)
         none_in_keyframe = match_to_keyframe(dense_q, fxy, fdesc, cfg, query_xy=detect_corners(query, cfg))
         assert len(fxy) == 0 and len(none_in_keyframe) == 0
         for m in (none_in_query, none_in_keyframe):

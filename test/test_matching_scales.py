@@ -53,7 +53,7 @@ def webcam_day():
 
 
 def test_the_pyramid_recovers_a_query_seen_nearer(extractor, webcam_day):
-    cfg = MatchingConfig()
+    cfg = MatchingConfig(keypoints="shi_tomasi")  # the DVF search alone, from the paper's corners
     factor = 1.6
     query = zoom(webcam_day, factor)
     kxy, kdesc = corner_features(webcam_day, extractor.extract(webcam_day), cfg)
@@ -96,6 +96,7 @@ def test_the_engine_verifies_a_zoomed_query_with_the_pyramid(tmp_path, webcam_da
         pytest.skip("default model not shipped")
     cfg = DejavuConfig()
     cfg.node.map_path, cfg.features.device = str(tmp_path / "webcam.db"), "cpu"
+    cfg.matching.method, cfg.matching.keypoints = "dvf", "shi_tomasi"  # SIFT would hide the DVF search's scale gap
     engine = RelocalizationEngine.from_config(cfg, map_mode="map")
     assert engine.add_frame(webcam_day, 0.0, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]).added
     query = zoom(webcam_day, 1.6)

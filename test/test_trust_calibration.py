@@ -58,6 +58,11 @@ def test_the_operating_point_is_the_smallest_threshold_meeting_the_rule():
     assert cal.precision_recall(scored["a"], 0.605)[:3] == (100.0, pytest.approx(50 / 61 * 100), 50)
 
 
+def test_no_operating_point_when_wrong_places_score_as_high_as_right_ones():
+    scored = {"a": [(0.9995, True)] * 50 + [(0.9995, False)] * 5, "b": [(0.8, True)] * 20}
+    assert cal.operating_point(scored) is None
+
+
 def test_the_shipped_gate_is_the_default_inlier_threshold():
     model = trust.TrustModel.load()
     assert model.meta.get("min_inliers", 20) == DejavuConfig().matching.min_inliers

@@ -230,15 +230,20 @@ def precision_recall(scored: Sequence[tuple[float, bool]], threshold: float) -> 
     return precision, recall, len(published), wrong
 
 
+#: Threshold used when no threshold meets the rule (then :func:`operating_point` says so).
+FALLBACK_THRESHOLD = 0.999
+
+
 def operating_point(lodo: dict[str, list[tuple[float, bool]]], pooled_target: float = 99.5,
-                    per_set_target: float = 99.0, min_published: int = 10) -> float:
+                    per_set_target: float = 99.0, min_published: int = 10) -> float | None:
     """Smallest threshold with pooled precision ≥ ``pooled_target`` and every data set publishing at
-    least ``min_published`` frames at ≥ ``per_set_target`` (the rule declared before calibrating)."""
+    least ``min_published`` frames at ≥ ``per_set_target`` (the rule declared before calibrating);
+    None when no threshold meets it (the evidence cannot separate right from wrong well enough)."""
     pooled = [s for scored in lodo.values() for s in scored]
-    for t in np.round(np.arange(0.05, 1.0, 0.005), 3):
+    for t in np.round(np.r_[np.arange(0.05, 0.995, 0.005), 0.995, 0.996, 0.997, 0.998, 0.999], 3):
         if precision_recall(pooled, t)[0] < pooled_target:
             continue
         if all(precision_recall(scored, t)[0] >= per_set_target or precision_recall(scored, t)[2] < min_published
                for scored in lodo.values()):
             return float(t)
-    return 0.999
+    return None

@@ -17,9 +17,16 @@ class MatchingConfig:
                                       "(a small pyramid for queries seen nearer or farther than the keyframe: "
                                       "e.g. 1.0,0.7,1.4; every extra scale costs one more network pass)",
                                       low=0.25, high=4.0)
-    max_corners: int = param(500, "Shi-Tomasi: maximum corners per image", low=8, high=20000)
+    keypoints: str = param("shi_tomasi", "Keyframe keypoints: shi_tomasi (intensity corners, the paper's "
+                           "matcher) or dvf_head (maxima of the keypoint head's matchability on the DVF map, "
+                           "trained for day/night; used when a map is built)", choices=("shi_tomasi", "dvf_head"))
+    keypoint_head: str = param("", "Keypoint head weights (safetensors); empty = the shipped "
+                               "models/keypoint_head.safetensors")
+    keypoint_threshold: float = param(0.05, "dvf_head: lowest matchability kept as a keypoint", low=0.0,
+                                      high=1.0)
+    max_corners: int = param(500, "Keypoints (Shi-Tomasi or dvf_head): maximum per image", low=8, high=20000)
     quality_level: float = param(0.01, "Shi-Tomasi: quality level", low=1e-5, high=1.0)
-    min_distance: float = param(8.0, "Shi-Tomasi: minimum distance between corners (px)", low=0.0, high=500.0)
+    min_distance: float = param(8.0, "Minimum distance between keypoints (px; Shi-Tomasi and dvf_head)", low=0.0, high=500.0)
     block_size: int = param(5, "Shi-Tomasi: block size", low=3, high=31)
     subpixel_radius: int = param(3, "Sub-pixel corner refinement: half window (px); 0 = integer corners",
                                  low=0, high=15)

@@ -11,8 +11,8 @@ import torch
 
 from .config import MatchingConfig
 from .corner_matching import match_corners
-from .corners import detect_corners
 from .dense_matching import match_dense
+from .keypoints import keyframe_keypoints
 from .matches import Matches, MatchingError, as_xy, check_dense
 from .sampling import rescale_xy, sample_descriptors, sample_shifted
 
@@ -23,10 +23,11 @@ def _dense_size(dense: torch.Tensor) -> tuple[int, int]:
 
 def corner_features(image: np.ndarray, dense: torch.Tensor,
                     cfg: MatchingConfig | None = None) -> tuple[np.ndarray, torch.Tensor]:
-    """Shi-Tomasi corners of ``image`` (K, 2, image pixels), unit descriptors (K, n) from ``dense``."""
+    """Keyframe keypoints of ``image`` (K, 2, image pixels; ``cfg.keypoints``), unit descriptors (K, n)
+    from ``dense``."""
     cfg = cfg or MatchingConfig()
     dense = check_dense(dense, "dense")
-    xy = detect_corners(image, cfg)
+    xy = keyframe_keypoints(image, dense, cfg)
     image_size = (int(np.asarray(image).shape[1]), int(np.asarray(image).shape[0]))
     return xy, sample_descriptors(dense, _to_dense(xy, image_size, dense))
 

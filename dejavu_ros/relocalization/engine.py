@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from ..config import DejavuConfig
 from ..features.extractor import FeatureExtractor
+from ..features.keypoint_head import check_keypoint_head
 from ..geometry import CameraIntrinsics
 from ..map.keyframe import Keyframe
 from ..map.selection import KeyframeSelector
@@ -78,6 +79,7 @@ class RelocalizationEngine(MappingMode):
         self.extractor = extractor
         self.map = keyframe_map
         self.trust = trust_model or trust.TrustModel.load(cfg.trust.model or None)
+        check_keypoint_head(cfg.matching, extractor)
         self._lock = threading.RLock()
         self._selector = KeyframeSelector(cfg.keyframes)
         self._traversal: int | None = None  # this mapping session's traversal id (set at its first keyframe)

@@ -14,6 +14,7 @@ import torch
 from ..config import DejavuConfig
 from ..errors import DejavuError
 from ..features.extractor import FeatureExtractor
+from ..features.keypoint_head import check_keypoint_head
 from ..geometry import CameraIntrinsics, pose_problem
 from ..map.errors import InvalidKeyframeError
 from ..map.keyframe import Keyframe
@@ -105,7 +106,10 @@ class MappingMode:
 
 
 def open_map(cfg: DejavuConfig, extractor: FeatureExtractor, mode: str) -> KeyframeMap:
-    """Localize: open read-only and check the model. Map: open for appending, creating it if new."""
+    """Localize: open read-only and check the model. Map: open for appending, creating it if new.
+
+    The keypoint head is checked first, so a bad ``matching.keypoint_head`` creates no map file."""
+    check_keypoint_head(cfg.matching, extractor)
     path = Path(cfg.node.map_path)
     if mode == "map" and not path.exists():
         return KeyframeMap.create(path, model_fingerprint=extractor.fingerprint,
