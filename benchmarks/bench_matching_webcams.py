@@ -50,7 +50,7 @@ from dejavu_ros.matching import MatchingConfig, corner_features, detect_corners,
 from dejavu_ros.matching.matches import Matches
 from dejavu_ros.matching.sift import match_sift, sift_features
 from dejavu_ros.relocalization.frame import FrameFeatures
-from dejavu_ros.training.keypoint_head import centre_crop
+from dejavu_ros.training.keypoint_head import centre_crop, mean_grey
 
 METHODS = ("dvf_dense", "dvf_corners", "sift", "dvf+sift")
 
@@ -72,10 +72,6 @@ def zoomed_position(xy: np.ndarray, size: tuple[int, int], zoom: float) -> np.nd
     return (xy - centre) * zoom + centre
 
 
-def _grey(path: Path) -> float:
-    return float(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).mean())
-
-
 def webcam_pairs(data: Path, queries: int) -> dict[str, list[tuple[Path, Path]]]:
     """Per webcam, (night query, day keyframe) pairs."""
     cams: dict[str, list[Path]] = {}
@@ -84,7 +80,7 @@ def webcam_pairs(data: Path, queries: int) -> dict[str, list[tuple[Path, Path]]]
             cams.setdefault(f"tilde/{row['scene']}", []).append(data / "tilde_webcam" / row["file"])
     out = {}
     for name, frames in cams.items():
-        order = sorted(frames, key=_grey)
+        order = sorted(frames, key=mean_grey)
         out[name] = [(q, order[-1]) for q in order[:queries]]
     with (data / "oxblue_webcam" / "index.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))

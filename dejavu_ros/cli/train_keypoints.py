@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from .. import schema
@@ -53,7 +54,7 @@ def run(args) -> int:
                                                    f"hit rate {it.extra['hit_rate']:.3f}", flush=True))
     head, losses = train_head(items, cfg, extractor.descriptor_dim)
     auc = ranking_auc(head, items)
-    info = {"steps": cfg.steps, "keyframes": len(items), "train_auc": round(auc, 2) if auc == auc else None,
+    info = {"steps": cfg.steps, "keyframes": len(items), "train_auc": None if math.isnan(auc) else round(auc, 2),
             "final_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4), "config": schema.to_flat(cfg)}
     save_head(head, out, extractor.fingerprint, info)
     print(json.dumps({"out": str(out), **{k: v for k, v in info.items() if k != "config"}}))

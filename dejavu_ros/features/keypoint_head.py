@@ -114,9 +114,13 @@ def load_head(path: str | Path) -> tuple[KeypointHead, dict]:
 
 
 @lru_cache(maxsize=4)
+def _load_cached(path: str) -> tuple[KeypointHead, dict]:
+    return load_head(path)
+
+
 def cached_head(path: str) -> KeypointHead:
     """The head at ``path`` (or the shipped one for ""), loaded once per process."""
-    return load_head(resolve_head_path(path))[0]
+    return _load_cached(str(resolve_head_path(path)))[0]
 
 
 def resolve_head_path(path: str | Path | None) -> Path:
@@ -131,16 +135,20 @@ def check_keypoint_head(cfg, extractor) -> None:
     """``cfg``: the matching settings; ``extractor``: the FeatureExtractor in use.
 
     Load the keypoint head now (a bad path fails at start, not at the first keyframe) and warn
-    when it was trained on another DVF model: its scores only mean something on that map."""
-    if cfg.keypoints != "dvf_head":
-        return
-    head, meta = load_head(resolve_head_path(cfg.keypoint_head))
-    if head.descriptor_dim != extractor.descriptor_dim:
-        raise KeypointHeadError(f"matching.keypoint_head {resolve_head_path(cfg.keypoint_head)}: made for "
-                                f"{head.descriptor_dim}-dimensional descriptors, the model has {extractor.descriptor_dim}; "
-                                "train a head for this model (dejavu-ros train-keypoints) or set matching.keypoints "
-                                "shi_tomasi")
-    if meta.get("backbone_fingerprint") not in (None, extractor.fingerprint):
+    when it was trained on another DVF model: its scores only mean something on that map. The
+    file is read once per process, and the check is made once per head and model."""
+    if cfg.keypoints == "dvf_head":
+        _check(str(resolve_head_path(cfg.keypoint_head)), extractor.descriptor_dim, extractor.fingerprint)
+
+
+@lru_cache(maxsize=8)
+def _check(path: str, descriptor_dim: int, fingerprint: str) -> None:
+    head, meta = _load_cached(path)
+    if head.descriptor_dim != descriptor_dim:
+        raise KeypointHeadError(f"matching.keypoint_head {path}: made for {head.descriptor_dim}-dimensional "
+                                f"descriptors, the model has {descriptor_dim}; train a head for this model "
+                                "(dejavu-ros train-keypoints) or set matching.keypoints shi_tomasi")
+    if meta.get("backbone_fingerprint") not in (None, fingerprint):
         warnings.warn(f"matching.keypoint_head was trained on DVF model {meta['backbone_fingerprint']}, the loaded "
-                      f"model is {extractor.fingerprint}: keypoints may be poor (retrain it with dejavu-ros "
-                      "train-keypoints, or set matching.keypoints shi_tomasi)", stacklevel=3)
+                      f"model is {fingerprint}: keypoints may be poor (retrain it with dejavu-ros "
+                      "train-keypoints, or set matching.keypoints shi_tomasi)", stacklevel=4)

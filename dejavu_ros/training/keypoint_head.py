@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,8 +31,6 @@ from ..matching.config import MatchingConfig
 from ..matching.dense_matching import match_dense
 from ..matching.sampling import sample_descriptors
 from ..schema import param
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,7 +56,6 @@ class LabelledMap:
     dense: torch.Tensor  # n×H×W
     xy: torch.Tensor  # (K, 2) pixel positions
     target: torch.Tensor  # (K,) fraction of nights matched correctly
-    nights: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -70,7 +66,8 @@ def centre_crop(image: np.ndarray, width: int = 640, height: int = 480) -> np.nd
     return np.ascontiguousarray(image[y0:y0 + height, x0:x0 + width])
 
 
-def _grey(path: Path) -> float:
+def mean_grey(path: Path) -> float:
+    """Mean grey level of an image file: how webcam frames are ranked from night to day."""
     return float(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).mean())
 
 
@@ -83,7 +80,7 @@ def tilde_sets(root: Path, cfg: KeypointTrainConfig) -> list[tuple[str, list[Pat
                 cams.setdefault(row["scene"], []).append(root / row["file"])
     out = []
     for scene, frames in sorted(cams.items()):
-        order = sorted(frames, key=_grey)[cfg.bench_queries:-1]  # the benchmark's nights and keyframe out
+        order = sorted(frames, key=mean_grey)[cfg.bench_queries:-1]  # the benchmark's nights and keyframe out
         out.append((f"tilde/{scene}", order[-cfg.tilde_keyframes:], order[: cfg.nights]))
     return out
 
@@ -143,7 +140,7 @@ def label_keyframe(extractor, keyframe: np.ndarray, nights: list[np.ndarray], cf
     cols, rows = np.round(xy[:, 0]).astype(int), np.round(xy[:, 1]).astype(int)
     target = hit_s[rows, cols] / np.maximum(count_s[rows, cols], 1e-6)
     return LabelledMap(name, dense, torch.from_numpy(xy), torch.from_numpy(np.clip(target, 0, 1).astype(np.float32)),
-                       nights=len(nights), extra={"hit_rate": float(np.mean(np.concatenate(hits)))})
+                       extra={"hit_rate": float(np.mean(np.concatenate(hits)))})
 
 
 def _read(path: Path) -> np.ndarray:
