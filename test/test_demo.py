@@ -24,11 +24,13 @@ def test_day_query_against_a_day_map_relocalizes(tmp_path, capsys):
         assert "/relocalizer/pose" in bag.topics
 
 
-@pytest.mark.parametrize("condition", ["night", "fog"])
-def test_no_published_pose_is_more_than_5_m_off(tmp_path, condition):
-    assert main(["demo", "--out", str(tmp_path), "--length", "45", "--condition", condition]) == 0
+@pytest.mark.parametrize("condition,length", [("night", 45), ("fog", 45), ("day", 150)])
+def test_no_published_pose_is_more_than_5_m_off(tmp_path, condition, length):
+    # day over the whole default street: its keyframes 2 m apart saturate the trust probability, and the
+    # pose must still come from a keyframe next to the camera, not one 8 m along the facade
+    assert main(["demo", "--out", str(tmp_path), "--length", str(length), "--condition", condition]) == 0
     records = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
-    assert len(records) == 15
+    assert len(records) == length // 3
     # false relocalizations are worse than none: every published pose is right
     published = [r for r in records if r["status"] == "relocalized"]
     assert all(r["position_error_m"] <= 5.0 for r in published), [r["position_error_m"] for r in published]

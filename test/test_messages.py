@@ -32,7 +32,8 @@ def make_result(rng, n_candidates=4, n_inliers=25, relocalized=True) -> Relocali
     quats = Rotation.random(n_candidates, random_state=rng).as_quat()
     candidates = [Candidate(keyframe_id=int(100 + 7 * i), rank=int(r), shortlist_score=float(rng.uniform()),
                             cx_score=float(rng.uniform()), position=rng.normal(size=3) * 10,
-                            orientation=quats[i], inliers=int(rng.integers(0, 50)))
+                            orientation=quats[i], inliers=int(rng.integers(0, 50)), overlap=float(rng.uniform()),
+                            scale=float(rng.uniform(0.3, 3.0)))
                   for i, r in enumerate(rng.permutation(n_candidates))]
     best = min(candidates, key=lambda c: c.rank)
     verification = Verification(keyframe_id=best.keyframe_id, query_xy=rng.uniform(0, 320, (n_inliers, 2)),
@@ -82,7 +83,7 @@ def test_candidate_scores_cloud_layout_and_values(store, mt):
     raw = np.frombuffer(bytes(msg.data), dtype=np.dtype([(n, "<f4") for n in M.CANDIDATE_FIELDS]))
     ranked = sorted(result.candidates, key=lambda c: c.rank)
     expected = np.array([[*c.position, c.keyframe_id, c.rank, c.shortlist_score, c.cx_score, c.inliers,
-                          c.confidence] for c in ranked], dtype=np.float32)
+                          c.confidence, c.overlap, c.scale] for c in ranked], dtype=np.float32)
     np.testing.assert_array_equal(np.stack([raw[n] for n in M.CANDIDATE_FIELDS], axis=1), expected)
     np.testing.assert_array_equal(M.cloud_to_array(msg), raw)
 

@@ -15,7 +15,7 @@ from dejavu_ros.map.keyframe import Keyframe
 from dejavu_ros.matching.matches import Matches
 from dejavu_ros.matching.verification import GeometricVerification
 from dejavu_ros.relocalization import trust
-from dejavu_ros.relocalization.engine import RelocalizationEngine
+from dejavu_ros.relocalization.engine import RelocalizationEngine, pose_anchor
 from dejavu_ros.relocalization.pose import estimate_pose
 from dejavu_ros.relocalization.result import PoseSource
 
@@ -118,6 +118,21 @@ def test_the_pose_says_what_it_is_and_its_covariance_follows_spacing_and_confide
     assert sigma(dense) < sigma(plain) < sigma(doubtful)
     assert sigma(doubtful) > 6.0  # a 20 % chance of a wrong place widens it towards the place radius
     assert rel.covariance[3, 3] < plain.covariance[3, 3]  # the essential matrix knows the rotation better
+
+
+def test_the_pose_comes_from_the_trusted_place_keyframe_sharing_most_of_the_view():
+    # candidates: the winner (8 m ahead, 58 inliers), a neighbour of the same place with 74 inliers,
+    # one with more inliers but untrusted, one with more inliers but rejected, another place
+    positions = np.array([[96, 0, 0], [90, 0, 0], [86, 0, 0], [84, 0, 0], [300, 0, 0]], float)
+    near = trust.same_place(positions, 15.0)
+    checked = {0: (_verification("essential", inliers=58), None), 1: (_verification("essential", inliers=74), None),
+               2: (_verification("essential", inliers=90), None), 3: (_verification("essential", inliers=95), None),
+               4: (_verification("essential", inliers=200), None)}
+    checked[3][0].accepted = False
+    confidence = np.array([0.9999, 0.998, 0.9, 0.9999, 0.9999])
+    assert pose_anchor(0, near, checked, confidence, 0.996) == 1
+    # nothing else of the place is trusted: the winner itself
+    assert pose_anchor(0, near, checked, np.array([0.9999, 0.5, 0.5, 0.5, 1.0]), 0.996) == 0
 
 
 # --- edge cases on real frames (RobotCar triplets: a day street, the same place at night, another place)

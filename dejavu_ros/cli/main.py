@@ -29,6 +29,7 @@ COMMANDS = {
     "make-manifest": ("make_manifest", "write a training/evaluation manifest for a known data set"),
     "train": ("train", "train DVF with the contextual triplet loss"),
     "train-keypoints": ("train_keypoints", "train the DVF keypoint head on day/night webcams"),
+    "train-overlap": ("train_overlap", "train the DVF overlap (box) head on crops of webcams"),
     "evaluate": ("evaluate", "ROC AUC / Recall@K of DVF and baselines on a manifest"),
     "export-onnx": ("export_onnx", "export the DVF network to ONNX (dynamic image size)"),
     "import-checkpoint": ("import_checkpoint", "convert an authors' DVF checkpoint to safetensors"),

@@ -11,22 +11,20 @@ It is trained on pixel-aligned webcams (the same point at the same pixel day and
 correct match of every pixel is known exactly): ``dejavu_ros.training.keypoint_head``.
 
 Weights are one safetensors file whose metadata names the backbone it was trained on
-(``backbone_fingerprint``): a head only means something on the descriptor map it learned.
+(features/head_file.py): a head only means something on the descriptor map it learned.
 """
 from __future__ import annotations
 
-import json
 import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import DejavuError
+from .head_file import load_head_file, save_head_file
 
 HEAD_NAME = "keypoint_head.safetensors"
 FORMAT = "dejavu_ros.keypoint_head/1"
@@ -84,33 +82,13 @@ class KeypointHead(nn.Module):
 
 
 def save_head(head: KeypointHead, path: str | Path, backbone_fingerprint: str, info: dict | None = None) -> None:
-    meta = {"format": FORMAT, "config": json.dumps({"descriptor_dim": head.descriptor_dim, "hidden": head.hidden,
-                                                    "offset": head.offset}),
-            "backbone_fingerprint": str(backbone_fingerprint), "info": json.dumps(info or {})}
-    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(path), metadata=meta)
+    save_head_file(head, path, FORMAT, {"descriptor_dim": head.descriptor_dim, "hidden": head.hidden,
+                                        "offset": head.offset}, backbone_fingerprint, info)
 
 
 def load_head(path: str | Path) -> tuple[KeypointHead, dict]:
     """(head in eval mode, metadata) from a safetensors file; a clear error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise KeypointHeadError(f"keypoint head not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = dict(fh.metadata() or {})
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise KeypointHeadError(f"{path}: not a readable safetensors file ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise KeypointHeadError(f"{path}: not a keypoint head (format {meta.get('format')!r}, expected {FORMAT})")
-    try:
-        cfg = json.loads(meta["config"])
-        head = KeypointHead(**cfg)
-        head.load_state_dict(tensors)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise KeypointHeadError(f"{path}: damaged keypoint head ({str(exc).splitlines()[0]})") from None
-    meta["info"] = json.loads(meta.get("info") or "{}")
-    return head.eval(), meta
+    return load_head_file(path, FORMAT, KeypointHead, KeypointHeadError, "keypoint head")
 
 
 @lru_cache(maxsize=4)

@@ -19,7 +19,8 @@ from ..errors import DejavuError
 from ..relocalization.result import Candidate, RelocalizationResult
 
 #: per-candidate point fields of ``~/candidate_scores`` (all float32)
-CANDIDATE_FIELDS = ("x", "y", "z", "keyframe_id", "rank", "shortlist_score", "cx_score", "inliers", "confidence")
+CANDIDATE_FIELDS = ("x", "y", "z", "keyframe_id", "rank", "shortlist_score", "cx_score", "inliers", "confidence",
+                    "overlap", "scale")
 #: per-inlier point fields of ``~/matches`` (all float32; pixel coordinates)
 MATCH_FIELDS = ("u_query", "v_query", "u_map", "v_map", "score", "keyframe_id")
 
@@ -228,7 +229,7 @@ def candidates_msg(mt: MessageTypes, result: RelocalizationResult, stamp_ns: int
 def candidate_scores_msg(mt: MessageTypes, result: RelocalizationResult, stamp_ns: int, frame_id: str) -> Any:
     """One point per candidate at its keyframe position carrying the scores (rviz colours by cx_score)."""
     rows = [[*_vector(c.position, 3, f"candidate {c.keyframe_id}.position"), c.keyframe_id, c.rank,
-             c.shortlist_score, c.cx_score, c.inliers, c.confidence] for c in _ranked(result)]
+             c.shortlist_score, c.cx_score, c.inliers, c.confidence, c.overlap, c.scale] for c in _ranked(result)]
     return float32_cloud_msg(mt, CANDIDATE_FIELDS, np.asarray(rows, dtype=np.float64).reshape(-1, len(CANDIDATE_FIELDS)),
                              stamp_ns, frame_id)
 

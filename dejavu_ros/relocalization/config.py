@@ -22,6 +22,12 @@ class EngineConfig:
                                      low=1, high=1 << 40)
     faiss_nprobe: int = param(32, "FAISS shortlist: inverted lists scanned per query (recall against speed)",
                               low=1, high=65536, dynamic=True)
+    overlap_head: str = param("", "Box-embedding overlap head (safetensors): every candidate reports its overlap "
+                              "with the query and their relative scale; empty = the shipped "
+                              "models/overlap_head.safetensors, 'off' = none", dynamic=False)
+    min_overlap: float = param(0.0, "Candidates whose estimated overlap with the query (either way) is below this "
+                               "are not verified (0 = verify the best M regardless)", low=0.0, high=1.0,
+                               dynamic=True)
     sequence_length: int = param(10, "Route localization over the last N frames: sequence search along each "
                                  "traversal, or the odometry filter when odometry arrives (0 = single frames)",
                                  low=0, high=100, dynamic=True)

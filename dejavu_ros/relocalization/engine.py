@@ -5,8 +5,9 @@ contextual-similarity re-rank of the shortlist in one batch → route localizati
 frames (relocalization/route.py: sequence search, or an odometry filter when odometry is given;
 ``engine.sequence_length`` frames, 0 = off) → sparse verification of the best M, of the route's
 keyframe and of the runner-up places → the trust decision (relocalization/trust.py): each verified
-keyframe's evidence against the strongest other place, calibrated into a probability; the best is
-published when it reaches ``trust.min_confidence``.
+keyframe's evidence against the strongest other place, calibrated into a probability; the best place is
+published when it reaches ``trust.min_confidence``, its pose anchored on the keyframe of that place sharing
+the most of the view (``pose_anchor``).
 
 The keyframe tensors the hot path needs (global descriptors, CX grids, poses) are loaded once per
 map onto the engine's device; everything else (corners, thumbnails) is read per verified keyframe.
@@ -40,6 +41,7 @@ from ..similarity.global_descriptor import shortlist
 from . import trust
 from .frame import FrameFeatures, describe, usable_camera
 from .mapping import MappingMode, open_map
+from .overlap import box_overlaps, embed_grids, load_box_head
 from .pose import estimate_pose
 from .result import Candidate, RelocalizationResult, Status
 from .route import (
@@ -80,6 +82,7 @@ class RelocalizationEngine(MappingMode):
         self.map = keyframe_map
         self.trust = trust_model or trust.TrustModel.load(cfg.trust.model or None)
         check_keypoint_head(cfg.matching, extractor)
+        self._box_head = load_box_head(cfg.engine.overlap_head, extractor.descriptor_dim)
         self._lock = threading.RLock()
         self._selector = KeyframeSelector(cfg.keyframes)
         self._traversal: int | None = None  # this mapping session's traversal id (set at its first keyframe)
@@ -108,6 +111,7 @@ class RelocalizationEngine(MappingMode):
         self._traversal_keys: list = []
         self._traversals: Traversals | None = None
         self._index = None  # the FAISS shortlist of a large map
+        self._boxes = None  # the overlap head's keyframe boxes, embedded on first use (and as the map grows)
         if self.map is None or len(self.map) == 0:
             return
         ids, glob = self.map.load_global_descriptors()
@@ -247,12 +251,26 @@ class RelocalizationEngine(MappingMode):
             if route is not None:
                 result.route_keyframe, result.route_support = int(self._ids[route.row]), route.support
                 result.route_position = self._positions[route.row].copy()
+            overlaps = None
+            if self._box_head is not None:
+                with timer.stage("overlap"):
+                    overlaps = self._overlaps(frame, rows[order])
             with timer.stage("verification"):
                 self._decide(frame, usable_camera(camera), result, rows[order], cx_np[order],
-                             cosine.cpu().numpy()[rows[order]], route)
+                             cosine.cpu().numpy()[rows[order]], route, overlaps)
             result.timings_ms = timer.ms
             result.timings_ms["total"] = sum(timer.ms.values())
             return result
+
+    def _overlaps(self, frame: FrameFeatures, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The overlap head's estimates for keyframe ``rows`` (boxes of new keyframes embedded first)."""
+        head, have = self._box_head, 0 if self._boxes is None else len(self._boxes[0])
+        if have != self.map_size:
+            new = embed_grids(head, self._grids[have:])
+            self._boxes = new if have == 0 else (torch.cat([self._boxes[0], new[0]]), torch.cat([self._boxes[1], new[1]]))
+        with torch.no_grad():
+            query = head(frame.grid)
+        return box_overlaps(head, query, self._boxes, rows)
 
     def _cx(self, frame: FrameFeatures, rows: np.ndarray) -> np.ndarray:
         """Contextual similarity of the frame to keyframe ``rows``, in one batch."""
@@ -275,12 +293,17 @@ class RelocalizationEngine(MappingMode):
 
     def _decide(self, frame: FrameFeatures, camera: CameraIntrinsics | None, result: RelocalizationResult,
                 rows: np.ndarray, scores: np.ndarray, short_scores: np.ndarray,
-                route: RouteHypothesis | None = None) -> None:
+                route: RouteHypothesis | None = None, overlaps: dict | None = None) -> None:
         """Verify the best candidates, the route's keyframe and the runner-up places, calibrate, publish
-        the winner if trusted."""
+        the winner if trusted. With ``engine.min_overlap``, best candidates the overlap head says share
+        too little of the view are skipped (never the runner-ups: the trust decision needs their
+        evidence)."""
         cfg, model = self.cfg, self.trust
         near = trust.same_place(self._positions[rows], cfg.trust.place_radius_m)
         to_verify = list(range(min(cfg.engine.verify_top_m, len(rows))))
+        if overlaps is not None and cfg.engine.min_overlap > 0:
+            shared = np.maximum(overlaps["overlap_query"], overlaps["overlap_keyframe"])
+            to_verify = [k for k in to_verify if shared[k] >= cfg.engine.min_overlap]
         route_k = int(np.flatnonzero(rows == route.row)[0]) if route is not None else None
         if to_verify and route_k is not None and route_k not in to_verify:
             to_verify.insert(0, route_k)
@@ -310,11 +333,13 @@ class RelocalizationEngine(MappingMode):
             Candidate(keyframe_id=int(self._ids[rows[k]]), rank=k, shortlist_score=float(short_scores[k]),
                       cx_score=float(scores[k]), position=self._positions[rows[k]].copy(),
                       orientation=self._orientations[rows[k]].copy(),
-                      inliers=checked[k][0].num_inliers if k in checked else 0, confidence=float(confidence[k]))
+                      inliers=checked[k][0].num_inliers if k in checked else 0, confidence=float(confidence[k]),
+                      **({} if overlaps is None else {"overlap": float(overlaps["overlap_query"][k]),
+                                                      "scale": float(overlaps["scale"][k])}))
             for k in range(min(cfg.engine.publish_top_k, len(rows)))]
         if best is None:
             result.confidence = float(confidence[0]) if len(rows) else 0.0
-            result.message = "no candidate was verified (engine.verify_top_m is 0)"
+            result.message = "no candidate was verified (engine.verify_top_m is 0, or engine.min_overlap skipped them)"
             return
         geo, kf = checked[best]
         result.verification = geo.to_verification(int(kf.id))
@@ -325,9 +350,12 @@ class RelocalizationEngine(MappingMode):
             result.message = (f"confidence {result.confidence:.3f} < trust.min_confidence "
                               f"{cfg.trust.min_confidence}: keyframe {kf.id} does not stand out from other places")
         else:
+            anchor = pose_anchor(best, near, checked, confidence, cfg.trust.min_confidence)
+            geo, kf = checked[anchor]
+            result.verification = geo.to_verification(int(kf.id))
             result.status = Status.RELOCALIZED
             result.pose = estimate_pose(geo, kf, camera, cfg.matching, result.confidence,
-                                        min(self._keyframe_spacing(int(rows[best])), cfg.trust.place_radius_m),
+                                        min(self._keyframe_spacing(int(rows[anchor])), cfg.trust.place_radius_m),
                                         cfg.trust.place_radius_m)
 
     def _verify(self, frame: FrameFeatures, camera: CameraIntrinsics | None, rows: np.ndarray,
@@ -357,3 +385,17 @@ class RelocalizationEngine(MappingMode):
         with self._lock:
             if self.map is not None:
                 self.map.close()
+
+
+def pose_anchor(best: int, near: np.ndarray, checked: dict, confidence: np.ndarray, min_confidence: float) -> int:
+    """The verified keyframe of the trusted place that the pose comes from.
+
+    The trust decision names a *place*; its probabilities saturate near 1 for every keyframe of a
+    well-seen place, so the most confident one is an arbitrary pick among them — on a dense map it can
+    stand 8 m from the camera while a neighbour 1.5 m away shares more of the view. Among the accepted,
+    trusted candidates of the winner's place the one sharing the most of the view (most inliers) anchors
+    the pose; ties keep the winner.
+    """
+    pool = [k for k, (geo, _kf) in checked.items()
+            if near[best, k] and geo.accepted and confidence[k] >= min_confidence]
+    return max(pool, key=lambda k: (checked[k][0].num_inliers, k == best), default=best)

@@ -1,0 +1,189 @@
+"""How much two views share and at what relative scale, from DVF matches over a small scale pyramid.
+
+Why beside the box head: the head answers from each image alone (cheap enough for every keyframe
+of a map), but it has to guess how zoomed an unseen scene is. Where the two views share structure,
+the dense search finds it — across day and night, since it searches DVF descriptors — and a
+similarity transform fitted by RANSAC gives the scale and the footprints exactly. The DVF is not
+scale invariant, so the search runs over a pyramid: A's keypoints at scale ``fa`` searched in B's map
+at scale ``fb`` for every pair of the ladder with one side at 1 (both ways: A's keypoints in B and
+B's in A), and the fit with most inliers wins — if the dense maps confirm it: sparse consensus can be
+a cluster of wrong matches plus sky near the corners, while a right alignment makes the descriptors
+agree over the whole shared footprint, clearly better than shifted copies of itself.
+
+Conventions (the ``dejavu-ros overlap`` output): ``overlap_ab`` is the fraction of A's surface
+visible in B, ``overlap_ba`` the reverse, ``scale`` how much larger B shows things than A relative to
+the image size (B a 2× zoom of A → 2).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .config import MatchingConfig
+from .dense_matching import match_dense
+from .pipeline import corner_features
+from .sampling import sample_descriptors
+
+#: scale ladder of the pyramid (steps of 1.25: the dense search holds up to about ±12 % of scale change):
+#: A at 1 with B at each step, and B at 1 with A at each step — relative scales 1/3.3 … 3.3
+PYRAMID = (1.0, 0.8, 0.64, 0.51, 0.41, 0.33)
+#: smallest RANSAC consensus that counts as shared structure, and its smallest inlier ratio: a wrong
+#: match agrees with a 4-DoF similarity within 3 px by chance about once in 3,000 (a 3 px disc of a
+#: 320×240 view), so ten that agree are shared structure even when most dense matches are wrong (night)
+MIN_INLIERS = 10
+MIN_INLIER_RATIO = 0.05
+#: RANSAC threshold of the similarity fit, in pixels of the searched pyramid level
+THRESHOLD_PX = 3.0
+#: keypoints and found positions this close to the image edge are dropped: the network's padding makes
+#: pixels near the edge alike in any two images, and they agree with an identity transform (measured on
+#: TILDE's hold-out webcam: a day view against a 2.8× zoom of a night frame gave 20 such inliers at the
+#: edge; with weak corners in the sky 13 more within 48 px of the corners; 16 px and the engine's corner
+#: quality left 0 wrong scales in 24 day/night zoom pairs)
+BORDER_PX = 16.0
+#: dense agreement test: the aligned descriptor similarity over the shared footprint must beat every one
+#: of ``NULL_SHIFTS`` shifted alignments by this margin (sparse consensus alone can be a cluster of
+#: wrong matches plus sky near a corner; a right alignment agrees everywhere, day against night too)
+AGREEMENT_MARGIN = 0.25
+NULL_SHIFTS = 12
+AGREEMENT_STEP_PX = 6.0
+
+
+@dataclass
+class ViewOverlap:
+    overlap_ab: float
+    overlap_ba: float
+    scale: float  # nan when unknown (no shared structure and no head)
+    inliers: int = 0
+    method: str = "matches"  # matches | boxes | none
+
+    def as_dict(self) -> dict:
+        scale = None if not math.isfinite(self.scale) else round(float(self.scale), 4)
+        return {"overlap_ab": round(float(self.overlap_ab), 4), "overlap_ba": round(float(self.overlap_ba), 4),
+                "scale": scale, "inliers": int(self.inliers), "method": self.method}
+
+
+def overlap_from_similarity(m: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> ViewOverlap:
+    """Overlaps and scale of two views related by a 2×3 similarity ``m`` (A pixels → B pixels)."""
+    wa, ha = size_a
+    wb, hb = size_b
+    corners = np.array([[0, 0], [wa, 0], [wa, ha], [0, ha]], np.float32)
+    mapped = (corners @ m[:, :2].T + m[:, 2]).astype(np.float32)
+    if np.linalg.det(m[:, :2]) < 0:  # keep the polygon counter-clockwise for the intersection
+        mapped = mapped[::-1].copy()
+    rect_b = np.array([[0, 0], [wb, 0], [wb, hb], [0, hb]], np.float32)
+    inter, _ = cv2.intersectConvexConvex(mapped, rect_b)
+    s_px = math.sqrt(abs(float(np.linalg.det(m[:, :2]))))
+    area_a, area_b = float(wa * ha), float(wb * hb)
+    return ViewOverlap(overlap_ab=min(1.0, inter / max(s_px ** 2, 1e-12) / area_a), overlap_ba=min(1.0, inter / area_b),
+                       scale=s_px * math.sqrt(area_a / area_b))
+
+
+def _resized(rgb: np.ndarray, f: float) -> np.ndarray:
+    if abs(f - 1.0) < 1e-6:
+        return rgb
+    h, w = rgb.shape[:2]
+    return cv2.resize(rgb, (max(16, round(w * f)), max(16, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def _level(rgb: np.ndarray, f: float, extractor, cfg: MatchingConfig, cache: dict):
+    """(dense map, keypoints, their descriptors) of ``rgb`` at pyramid scale ``f``, made once."""
+    if f not in cache:
+        img = _resized(rgb, f)
+        dense = extractor.extract(img)
+        xy, desc = corner_features(img, dense, cfg)
+        inside = _inside(xy, (img.shape[1], img.shape[0]))
+        cache[f] = (dense, xy[inside], desc[torch.as_tensor(inside)])
+    return cache[f]
+
+
+def _inside(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    xy = np.asarray(xy).reshape(-1, 2)
+    return ((xy[:, 0] >= BORDER_PX) & (xy[:, 1] >= BORDER_PX) & (xy[:, 0] < size[0] - BORDER_PX)
+            & (xy[:, 1] < size[1] - BORDER_PX))
+
+
+def dense_agreement(src_dense: torch.Tensor, dst_dense: torch.Tensor, m: np.ndarray,
+                    rng: np.random.Generator | None = None) -> float:
+    """Mean descriptor cosine over the shared footprint under ``m`` (src pixels → dst pixels) minus the
+    best of ``NULL_SHIFTS`` alignments shifted by 15–40 % of the view: > 0 when ``m`` explains the
+    dense maps better than any shifted copy of itself."""
+    rng = rng or np.random.default_rng(0)
+    h, w = int(src_dense.shape[1]), int(src_dense.shape[2])
+    ys, xs = np.mgrid[BORDER_PX:h - BORDER_PX:AGREEMENT_STEP_PX, BORDER_PX:w - BORDER_PX:AGREEMENT_STEP_PX]
+    src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    dh, dw = int(dst_dense.shape[1]), int(dst_dense.shape[2])
+
+    def score(shift) -> float:
+        dst = src @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32) + shift
+        keep = _inside(dst, (dw, dh))
+        if keep.sum() < 20:
+            return -1.0
+        a = sample_descriptors(src_dense, src[keep])
+        b = sample_descriptors(dst_dense, dst[keep])
+        return float((a * b).sum(1).mean())
+
+    aligned = score(np.zeros(2, np.float32))
+    angles = rng.uniform(0, 2 * np.pi, NULL_SHIFTS)
+    radii = rng.uniform(0.15, 0.4, NULL_SHIFTS) * min(dw, dh)
+    null = max(score(np.array([r * np.cos(t), r * np.sin(t)], np.float32)) for r, t in zip(radii, angles))
+    return aligned - null
+
+
+def _fit(src_level, dst_level, cfg: MatchingConfig):
+    """(inliers, inlier ratio, 2×3 similarity src level pixels → dst level pixels) or None."""
+    _dense, xy, desc = src_level
+    matches = match_dense(xy, desc, dst_level[0], cfg)
+    dst = dst_level[0]
+    matches = matches.subset(_inside(matches.query_xy, (int(dst.shape[2]), int(dst.shape[1]))))
+    if len(matches) < MIN_INLIERS:
+        return None
+    m, mask = cv2.estimateAffinePartial2D(matches.map_xy.astype(np.float32), matches.query_xy.astype(np.float32),
+                                          method=cv2.RANSAC, ransacReprojThreshold=THRESHOLD_PX, maxIters=2000,
+                                          confidence=0.999)
+    if m is None:
+        return None
+    n = int(mask.sum())
+    if n >= MIN_INLIERS and dense_agreement(src_level[0], dst_level[0], m) < AGREEMENT_MARGIN:
+        return None  # a consensus the dense maps do not confirm
+    return n, n / len(matches), m.astype(np.float64)
+
+
+def _to_full(m: np.ndarray, f_src: float, f_dst: float) -> np.ndarray:
+    """A level-to-level similarity as full-size pixels → full-size pixels: x_d = (m · [f_s·x_s; 1]) / f_d."""
+    full = m.copy()
+    full[:, :2] *= f_src / f_dst
+    full[:, 2] /= f_dst
+    return full
+
+
+def _inverse(m: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(m)
+
+
+def match_views(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: MatchingConfig | None = None,
+                pyramid=PYRAMID) -> ViewOverlap | None:
+    """Overlap and scale from the best similarity over the pyramid, searched both ways (A's keypoints
+    in B and B's in A: the wider view has few keypoints inside the narrower one); None without shared
+    structure."""
+    cfg = cfg or MatchingConfig()
+    cache_a, cache_b = {}, {}
+    best = None  # (inliers, ratio, A full pixels → B full pixels)
+    pairs = [(1.0, f) for f in pyramid] + [(f, 1.0) for f in pyramid if abs(f - 1.0) > 1e-6]
+    for fa, fb in pairs:
+        level_a = _level(rgb_a, fa, extractor, cfg, cache_a)
+        level_b = _level(rgb_b, fb, extractor, cfg, cache_b)
+        for fit, forward in ((_fit(level_a, level_b, cfg), True), (_fit(level_b, level_a, cfg), False)):
+            if fit is None or fit[0] < MIN_INLIERS or fit[1] < MIN_INLIER_RATIO or (best is not None and
+                                                                                   fit[0] <= best[0]):
+                continue
+            m = _to_full(fit[2], fa, fb) if forward else _inverse(_to_full(fit[2], fb, fa))
+            best = (fit[0], fit[1], m)
+    if best is None:
+        return None
+    out = overlap_from_similarity(best[2], (rgb_a.shape[1], rgb_a.shape[0]), (rgb_b.shape[1], rgb_b.shape[0]))
+    out.inliers = best[0]
+    return out
