@@ -15,8 +15,8 @@ from dejavu_ros.map.keyframe import Keyframe
 from dejavu_ros.matching.matches import Matches
 from dejavu_ros.matching.verification import GeometricVerification
 from dejavu_ros.relocalization import trust
-from dejavu_ros.relocalization.engine import RelocalizationEngine, pose_anchor
-from dejavu_ros.relocalization.pose import estimate_pose
+from dejavu_ros.relocalization.engine import RelocalizationEngine
+from dejavu_ros.relocalization.pose import estimate_pose, pose_anchor
 from dejavu_ros.relocalization.result import PoseSource
 
 IDENTITY = [0.0, 0.0, 0.0, 1.0]

@@ -7,7 +7,7 @@ frames (relocalization/route.py: sequence search, or an odometry filter when odo
 keyframe and of the runner-up places → the trust decision (relocalization/trust.py): each verified
 keyframe's evidence against the strongest other place, calibrated into a probability; the best place is
 published when it reaches ``trust.min_confidence``, its pose anchored on the keyframe of that place sharing
-the most of the view (``pose_anchor``).
+the most of the view (relocalization/pose.py: ``pose_anchor``).
 
 The keyframe tensors the hot path needs (global descriptors, CX grids, poses) are loaded once per
 map onto the engine's device; everything else (corners, thumbnails) is read per verified keyframe.
@@ -42,7 +42,7 @@ from . import trust
 from .frame import FrameFeatures, describe, usable_camera
 from .mapping import MappingMode, open_map
 from .overlap import box_overlaps, embed_grids, load_box_head
-from .pose import estimate_pose
+from .pose import estimate_pose, pose_anchor
 from .result import Candidate, RelocalizationResult, Status
 from .route import (
     OdometryFilter,
@@ -386,16 +386,3 @@ class RelocalizationEngine(MappingMode):
             if self.map is not None:
                 self.map.close()
 
-
-def pose_anchor(best: int, near: np.ndarray, checked: dict, confidence: np.ndarray, min_confidence: float) -> int:
-    """The verified keyframe of the trusted place that the pose comes from.
-
-    The trust decision names a *place*; its probabilities saturate near 1 for every keyframe of a
-    well-seen place, so the most confident one is an arbitrary pick among them — on a dense map it can
-    stand 8 m from the camera while a neighbour 1.5 m away shares more of the view. Among the accepted,
-    trusted candidates of the winner's place the one sharing the most of the view (most inliers) anchors
-    the pose; ties keep the winner.
-    """
-    pool = [k for k, (geo, _kf) in checked.items()
-            if near[best, k] and geo.accepted and confidence[k] >= min_confidence]
-    return max(pool, key=lambda k: (checked[k][0].num_inliers, k == best), default=best)

@@ -63,3 +63,17 @@ def estimate_pose(geo: GeometricVerification, kf: Keyframe, camera: CameraIntrin
     if kf.covariance is not None:
         cov = cov + np.asarray(kf.covariance, np.float64)
     return PoseEstimate(np.asarray(kf.position, np.float64).copy(), orientation, cov, source, geo.num_inliers)
+
+
+def pose_anchor(best: int, near: np.ndarray, checked: dict, confidence: np.ndarray, min_confidence: float) -> int:
+    """The verified keyframe of the trusted place that the pose comes from.
+
+    The trust decision names a *place*; its probabilities saturate near 1 for every keyframe of a
+    well-seen place, so the most confident one is an arbitrary pick among them — on a dense map it can
+    stand 8 m from the camera while a neighbour 1.5 m away shares more of the view. Among the accepted,
+    trusted candidates of the winner's place the one sharing the most of the view (most inliers) anchors
+    the pose; ties keep the winner.
+    """
+    pool = [k for k, (geo, _kf) in checked.items()
+            if near[best, k] and geo.accepted and confidence[k] >= min_confidence]
+    return max(pool, key=lambda k: (checked[k][0].num_inliers, k == best), default=best)
