@@ -96,6 +96,7 @@ class RelocalizationEngine(MappingMode):
                     extractor: FeatureExtractor | None = None) -> "RelocalizationEngine":
         """Load the model and open (or, in mapping mode, create) ``cfg.node.map_path``."""
         extractor = extractor or FeatureExtractor.from_config(cfg.features)
+        load_box_head(cfg.engine.overlap_head, extractor.descriptor_dim)  # a bad head fails before a map is made
         mode = map_mode or cfg.node.map_mode
         kmap = open_map(cfg, extractor, mode) if cfg.node.map_path else None
         return cls(cfg, extractor, kmap)
