@@ -2,8 +2,10 @@
 
 Prints ``overlap_ab`` (the fraction of A's surface visible in B), ``overlap_ba`` (of B's in A) and
 ``scale`` (how much larger B shows things than A: B a 2× zoom of A → 2). The DVF pyramid matcher
-answers where the views share structure, by day or night (``method: matches``); otherwise the
-box-embedding head (``method: boxes``; ``--head``, default the shipped one). ``--method`` forces one.
+answers where it finds shared structure, also between day and night (``method: matches``); otherwise
+a box-embedding head trained with ``dejavu-ros train-overlap`` answers (``method: boxes``; ``--head``;
+none is shipped, see the README's overlap section), else nothing is claimed (``method: none``, scale
+null). ``--method`` forces one.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("image_a", type=Path, help="image A")
     p.add_argument("image_b", type=Path, help="image B")
     add_model_arguments(p)
-    p.add_argument("--head", default="", help="overlap head weights (.safetensors); default: the shipped one; "
-                   "'off': matches only")
+    p.add_argument("--head", default="", help="overlap head weights (.safetensors); default: models/overlap_head.safetensors "
+                   "if present; 'off': matches only")
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="auto (matches, else boxes), matches or boxes (default auto)")
     schema.add_flag(p, "--max-side", FeatureConfig, "max_side", default=320)

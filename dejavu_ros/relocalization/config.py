@@ -23,8 +23,8 @@ class EngineConfig:
     faiss_nprobe: int = param(32, "FAISS shortlist: inverted lists scanned per query (recall against speed)",
                               low=1, high=65536, dynamic=True)
     overlap_head: str = param("", "Box-embedding overlap head (safetensors): every candidate reports its overlap "
-                              "with the query and their relative scale; empty = the shipped "
-                              "models/overlap_head.safetensors, 'off' = none", dynamic=False)
+                              "with the query and their relative scale; empty = models/overlap_head.safetensors "
+                              "when present (none is shipped: README, overlap), 'off' = none", dynamic=False)
     min_overlap: float = param(0.0, "Candidates whose estimated overlap with the query (either way) is below this "
                                "are not verified (0 = verify the best M regardless)", low=0.0, high=1.0,
                                dynamic=True)
