@@ -133,11 +133,13 @@ def dense_agreement(src_dense: torch.Tensor, dst_dense: torch.Tensor, m: np.ndar
     return aligned - null
 
 
-def _fit(src_level, dst_level, cfg: MatchingConfig):
-    """(inliers, inlier ratio, 2×3 similarity src level pixels → dst level pixels) or None."""
+def _fit(src_level, dst_level, cfg: MatchingConfig, must_beat: int = 0):
+    """(inliers, 2×3 similarity src level pixels → dst level pixels) of an accepted fit with more than
+    ``must_beat`` inliers, else None. Accepted: ≥ MIN_INLIERS at ≥ MIN_INLIER_RATIO, and confirmed by the
+    dense maps (checked last, only for a fit that could still win)."""
     _dense, xy, desc = src_level
-    matches = match_dense(xy, desc, dst_level[0], cfg)
     dst = dst_level[0]
+    matches = match_dense(xy, desc, dst, cfg)
     matches = matches.subset(_inside(matches.query_xy, (int(dst.shape[2]), int(dst.shape[1]))))
     if len(matches) < MIN_INLIERS:
         return None
@@ -147,9 +149,11 @@ def _fit(src_level, dst_level, cfg: MatchingConfig):
     if m is None:
         return None
     n = int(mask.sum())
-    if n >= MIN_INLIERS and dense_agreement(src_level[0], dst_level[0], m) < AGREEMENT_MARGIN:
+    if n < MIN_INLIERS or n / len(matches) < MIN_INLIER_RATIO or n <= must_beat:
+        return None
+    if dense_agreement(src_level[0], dst, m) < AGREEMENT_MARGIN:
         return None  # a consensus the dense maps do not confirm
-    return n, n / len(matches), m.astype(np.float64)
+    return n, m.astype(np.float64)
 
 
 def _to_full(m: np.ndarray, f_src: float, f_dst: float) -> np.ndarray:
@@ -160,10 +164,6 @@ def _to_full(m: np.ndarray, f_src: float, f_dst: float) -> np.ndarray:
     return full
 
 
-def _inverse(m: np.ndarray) -> np.ndarray:
-    return cv2.invertAffineTransform(m)
-
-
 def match_views(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: MatchingConfig | None = None,
                 pyramid=PYRAMID) -> ViewOverlap | None:
     """Overlap and scale from the best similarity over the pyramid, searched both ways (A's keypoints
@@ -171,19 +171,19 @@ def match_views(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: MatchingCo
     structure."""
     cfg = cfg or MatchingConfig()
     cache_a, cache_b = {}, {}
-    best = None  # (inliers, ratio, A full pixels → B full pixels)
+    best = None  # (inliers, A full pixels → B full pixels)
     pairs = [(1.0, f) for f in pyramid] + [(f, 1.0) for f in pyramid if abs(f - 1.0) > 1e-6]
     for fa, fb in pairs:
         level_a = _level(rgb_a, fa, extractor, cfg, cache_a)
         level_b = _level(rgb_b, fb, extractor, cfg, cache_b)
-        for fit, forward in ((_fit(level_a, level_b, cfg), True), (_fit(level_b, level_a, cfg), False)):
-            if fit is None or fit[0] < MIN_INLIERS or fit[1] < MIN_INLIER_RATIO or (best is not None and
-                                                                                   fit[0] <= best[0]):
-                continue
-            m = _to_full(fit[2], fa, fb) if forward else _inverse(_to_full(fit[2], fb, fa))
-            best = (fit[0], fit[1], m)
+        for forward in (True, False):
+            src, dst = (level_a, level_b) if forward else (level_b, level_a)
+            fit = _fit(src, dst, cfg, must_beat=0 if best is None else best[0])
+            if fit is not None:
+                m = _to_full(fit[1], fa, fb) if forward else cv2.invertAffineTransform(_to_full(fit[1], fb, fa))
+                best = (fit[0], m)
     if best is None:
         return None
-    out = overlap_from_similarity(best[2], (rgb_a.shape[1], rgb_a.shape[0]), (rgb_b.shape[1], rgb_b.shape[0]))
+    out = overlap_from_similarity(best[1], (rgb_a.shape[1], rgb_a.shape[0]), (rgb_b.shape[1], rgb_b.shape[0]))
     out.inliers = best[0]
     return out

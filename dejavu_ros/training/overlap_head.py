@@ -27,8 +27,8 @@ from ..config import DejavuConfig
 from ..features.overlap_head import BoxHead
 from ..io.images import read_rgb
 from ..relocalization.frame import describe
-from ..schema import param
-from .keypoint_head import mean_grey
+from ..schema import param, param_like
+from .keypoint_head import KeypointTrainConfig, mean_grey
 
 #: crop aspect (width / height) of every view: the engine's 4:3 working size
 ASPECT = 4.0 / 3.0
@@ -50,9 +50,10 @@ class OverlapTrainConfig:
                             high=1.0)
     other_scene: float = param(0.2, "fraction of pairs drawn from two scenes (overlap 0)", low=0.0, high=1.0)
     image_width: int = param(320, "crops are resized to this width (4:3) before DVF", low=32, high=2048)
-    holdout: list[str] = param(["mexico"], "TILDE webcams never trained on")
-    holdout_from: str = param("2023-06-22", "OxBlue: days from this date on are never trained on")
-    seed: int = param(0, "random seed", low=0, high=2**31 - 1)
+    # the same held-out split as the keypoint head's: neither head ever sees these frames
+    holdout: list[str] = param_like(KeypointTrainConfig, "holdout")
+    holdout_from: str = param_like(KeypointTrainConfig, "holdout_from")
+    seed: int = param_like(KeypointTrainConfig, "seed")
 
 
 @dataclass
