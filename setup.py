@@ -30,8 +30,10 @@ setup(
         "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7", "tensorboard>=2.14", "onnx>=1.15", "onnxruntime>=1.17", "faiss-cpu>=1.7"],
+        "test": ["pytest>=7", "tensorboard>=2.14", "onnx>=1.15", "onnxruntime>=1.17", "openvino>=2024.0",
+                 "faiss-cpu>=1.7"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "openvino": ["onnx>=1.15", "openvino>=2024.0"],
         "faiss": ["faiss-cpu>=1.7"],
     },
     zip_safe=True,

@@ -85,7 +85,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--precision", default="fp32")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"), help="features.backend")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "openvino"), help="features.backend")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override one parameter of the schema (repeatable), e.g. engine.shortlist_k=20")
     args = p.parse_args()
@@ -133,7 +133,7 @@ def compare_exhaustive(engine: RelocalizationEngine, queries, cfg: DejavuConfig)
     for q in queries:
         t0 = time.perf_counter()
         r = engine.relocalize(q, 0.0)
-        fast.append(r.timings_ms["shortlist"] + r.timings_ms["rerank"])
+        fast.append(r.timings_ms["shortlist"] + r.timings_ms.get("prerank", 0.0) + r.timings_ms["rerank"])
         frame = describe(q, engine.extractor, cfg, engine.grid_shape)
         t0 = time.perf_counter()
         scores = contextual_similarity(frame.grid, engine._grids.float(), sim.offset, sim.bandwidth, sim.symmetric,

@@ -1,15 +1,19 @@
 """DVF inference time per frame and CX time per pair, printed as JSON.
 
-    python benchmarks/bench_features_cx.py [--device cpu|cuda] [--model PATH] [--repeats 5] [--onnxruntime]
+    python benchmarks/bench_features_cx.py [--device cpu|cuda] [--model PATH] [--repeats 5] [--runtimes onnxruntime openvino]
 
 DVF at 256×256, 320×240 and 640×480 (the default model, and the light, mid and paper-size networks); CX per pair
-at 32×32, 64×64 and 128×128 grids, one pair and one query against 64 keyframes in a batch.
+at 32×32, 64×64 and 128×128 grids, one pair and one query against 64 keyframes in a batch. ``--runtimes``
+also runs the default model through those CPU backends (features.backend), timed round robin with torch
+frame by frame, so that a change in the machine's load hits every backend alike; their speed-ups over
+torch are the ratios of those medians.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -26,6 +30,27 @@ from dejavu_ros.resources import default_model_path  # noqa: E402
 from dejavu_ros.similarity.cx import contextual_similarity  # noqa: E402
 
 
+def runtime_round_robin(args, rng) -> dict:
+    """The default model through torch and each of ``args.runtimes``, one frame each in turn."""
+    backends = {name: FeatureExtractor.from_config(FeatureConfig(model=args.model, device="cpu", backend=name,
+                                                                 threads=args.threads))
+                for name in ("torch", *args.runtimes)}
+    out = {}
+    for w, h in [(256, 256), (320, 240), (640, 480)]:
+        image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        times = {name: [] for name in backends}
+        for name, fe in backends.items():
+            fe.extract(image)  # warm-up
+        for _ in range(args.repeats):
+            for name, fe in backends.items():
+                times[name].append(median_ms(lambda: fe.extract(image), 1, warmup=0)["median_ms"])
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        out[f"{w}x{h}"] = {"median_ms": {name: round(m, 1) for name, m in medians.items()},
+                           "speedup_over_torch": {name: round(medians["torch"] / m, 2)
+                                                  for name, m in medians.items() if name != "torch"}}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cpu")
@@ -34,8 +59,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--skip-128", action="store_true", help="skip the 128×128 batched CX (slow on CPU)")
-    p.add_argument("--onnxruntime", action="store_true",
-                   help="also the default model through ONNX Runtime (features.backend onnxruntime), same sizes")
+    p.add_argument("--runtimes", nargs="*", default=[], choices=("onnxruntime", "openvino"),
+                   help="also the default model through these CPU backends, round robin with torch")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -45,9 +70,6 @@ def main() -> None:
     if args.model or default_model_path().is_file():
         models["default"] = FeatureExtractor.from_config(FeatureConfig(model=args.model, device=args.device,
                                                                        precision=args.precision, threads=args.threads))
-    if args.onnxruntime:
-        models["default_onnxruntime"] = FeatureExtractor.from_config(FeatureConfig(
-            model=args.model, device="cpu", backend="onnxruntime", threads=args.threads))
     models["light_random"] = FeatureExtractor(DVF(DVFConfig.light()), device=dev, precision=args.precision)
     models["mid_random"] = FeatureExtractor(DVF(DVFConfig.mid()), device=dev, precision=args.precision)
     models["paper_size_random"] = FeatureExtractor(DVF(DVFConfig()), device=dev, precision=args.precision)
@@ -59,11 +81,8 @@ def main() -> None:
             image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
             out["dvf_ms_per_frame"][f"{name}@{w}x{h}"] = median_ms(lambda: fe.extract(image), args.repeats,
                                                                    sync=sync)
-    if args.onnxruntime:
-        times = out["dvf_ms_per_frame"]
-        out["onnxruntime_speedup"] = {size: round(times[f"default@{size}"]["median_ms"]
-                                                  / times[f"default_onnxruntime@{size}"]["median_ms"], 2)
-                                      for size in ("256x256", "320x240", "640x480")}
+    if args.runtimes:
+        out["runtimes"] = runtime_round_robin(args, rng)
     for side in (32, 64, 128):
         q = torch.nn.functional.normalize(torch.randn(10, side, side, device=dev), dim=0)
         keys = torch.nn.functional.normalize(torch.randn(64, 10, side, side, device=dev), dim=1)

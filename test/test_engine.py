@@ -130,3 +130,33 @@ def test_sift_matches_are_stored_with_keyframes_and_join_the_ransac(tmp_path, me
     cfg2.matching.method = method
     plain.update_config(cfg2)
     assert plain.relocalize(read_rgb(frames[1]), 1.0, TUM_CAMERA).verification.num_inliers >= 30
+
+
+@pytest.mark.parametrize("sequence_length", [0, 3])
+def test_the_coarse_prerank_chooses_the_shortlist_only_in_route_localization(tmp_path, sequence_length):
+    import torch
+
+    from dejavu_ros.similarity.cx import contextual_similarity
+    from dejavu_ros.similarity.grid import pooled_grid
+
+    engine = robotcar_map(tmp_path, any_extractor())
+    assert engine.add_frame(triplet("negative_1"), 2.0, [200, 0, 0], IDENTITY).added
+    engine.cfg.engine.shortlist_k, engine.cfg.engine.sequence_length = 1, sequence_length
+    query = triplet("positive_0")  # a night frame the cosine and the coarse CX rank differently
+    result = engine.relocalize(query, 5.0)
+    frame = engine_frame(engine, query)
+    cosine_best = int(torch.argmax(engine._global @ frame.global_desc))
+    coarse = contextual_similarity(pooled_grid(frame.grid[None], 4)[0], pooled_grid(engine._grids, 4))
+    coarse_best = int(torch.argmax(coarse))
+    assert coarse_best != cosine_best  # else this test could not tell the modes apart
+    expected = coarse_best if sequence_length else cosine_best
+    assert result.candidates[0].keyframe_id == int(engine._ids[expected])
+    assert ("prerank" in result.timings_ms) == bool(sequence_length)
+    engine.cfg.engine.prerank_k = 0  # off: the cosine's shortlist in route localization too
+    assert engine.relocalize(query, 6.0).candidates[0].keyframe_id == int(engine._ids[cosine_best])
+
+
+def engine_frame(engine, image):
+    from dejavu_ros.relocalization.frame import describe
+
+    return describe(image, engine.extractor, engine.cfg, engine.grid_shape)

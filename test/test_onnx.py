@@ -1,5 +1,5 @@
-"""ONNX export and the ONNX Runtime backend: a checked graph of any image size, the same descriptors
-as torch (|diff| < 1e-3) and the same ranked candidates through the engine."""
+"""ONNX export and the ONNX Runtime and OpenVINO backends: a checked graph of any image size, the same
+descriptors as torch (|diff| < 1e-3) and the same ranked candidates through the engine."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,6 +17,12 @@ from dejavu_ros.relocalization.engine import RelocalizationEngine
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 IDENTITY = [0.0, 0.0, 0.0, 1.0]
+BACKENDS = ("onnxruntime", "openvino")
+
+
+def runtime_backend(name: str) -> str:
+    pytest.importorskip(name)
+    return name
 
 
 def triplet(name):
@@ -36,19 +42,21 @@ def test_export_command_writes_a_checked_graph_with_dynamic_size(tmp_path, capsy
         assert out.shape == (1, 10, h, w)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("size", [None, (320, 240), (200, 150)])
-def test_onnxruntime_backend_gives_the_torch_descriptors(size):
+def test_runtime_backend_gives_the_torch_descriptors(backend, size):
     torch_fe = FeatureExtractor.from_config(FeatureConfig(device="cpu"))
-    ort_fe = FeatureExtractor.from_config(FeatureConfig(device="cpu", backend="onnxruntime"))
+    ort_fe = FeatureExtractor.from_config(FeatureConfig(device="cpu", backend=runtime_backend(backend)))
     for name in ("anchor_0", "positive_0"):
         a = torch_fe.extract(triplet(name), size=size)
         b = ort_fe.extract(triplet(name), size=size)
         assert a.shape == b.shape and float((a - b).abs().max()) < 1e-3
 
 
-def test_the_engine_ranks_the_same_candidates_with_either_backend(tmp_path):
+@pytest.mark.parametrize("runtime", BACKENDS)
+def test_the_engine_ranks_the_same_candidates_with_either_backend(tmp_path, runtime):
     ranked = []
-    for backend in ("torch", "onnxruntime"):
+    for backend in ("torch", runtime_backend(runtime)):
         cfg = DejavuConfig()
         cfg.features.device, cfg.features.backend = "cpu", backend
         cfg.node.map_path = str(tmp_path / f"{backend}.db")
@@ -63,8 +71,20 @@ def test_the_engine_ranks_the_same_candidates_with_either_backend(tmp_path):
     np.testing.assert_allclose(ranked[1], ranked[3], atol=2e-3)
 
 
-def test_onnxruntime_refuses_a_gpu_device_clearly():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runtime_backends_refuse_a_gpu_device_clearly(backend):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device exists here")
     with pytest.raises(Exception, match="CUDA is not available|runs on the CPU"):
-        FeatureExtractor.from_config(FeatureConfig(device="cuda", backend="onnxruntime"))
+        FeatureExtractor.from_config(FeatureConfig(device="cuda", backend=backend))
+
+
+@pytest.mark.parametrize("backend,package", [("onnxruntime", "onnxruntime"), ("openvino", "openvino")])
+def test_a_missing_runtime_package_is_named(monkeypatch, backend, package):
+    import sys
+
+    from dejavu_ros.features.onnx_backend import OnnxError
+
+    monkeypatch.setitem(sys.modules, package, None)  # import fails as if it were not installed
+    with pytest.raises(OnnxError, match=f"features.backend {backend} needs the {package} package"):
+        FeatureExtractor.from_config(FeatureConfig(device="cpu", backend=backend))

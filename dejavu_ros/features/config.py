@@ -10,8 +10,8 @@ from ..schema import param
 class FeatureConfig:
     model: str = param("", "DVF weights (.safetensors); empty = the default model shipped in models/")
     device: str = param("auto", "Inference device: auto, cpu, cuda or cuda:N")
-    backend: str = param("torch", "Inference engine: torch, or onnxruntime (CPU; the model is exported to ONNX "
-                         "when the node starts)", choices=("torch", "onnxruntime"))
+    backend: str = param("torch", "Inference engine: torch, onnxruntime or openvino (both CPU; the model is "
+                         "exported to ONNX when the node starts)", choices=("torch", "onnxruntime", "openvino"))
     precision: str = param("fp32", "Inference precision; fp16/bf16 autocast applies on CUDA only",
                            choices=("fp32", "fp16", "bf16"))
     channels_last: bool = param(False, "Run convolutions in channels_last memory format")

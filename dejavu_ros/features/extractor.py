@@ -45,12 +45,13 @@ class FeatureExtractor:
         self.model = model.to(self.device).eval()
         self.backend = backend
         self._runtime = None
-        if backend == "onnxruntime":
+        if backend in ("onnxruntime", "openvino"):
             if self.device.type != "cpu":
-                raise DejavuError(f"features.backend onnxruntime runs on the CPU; features.device is {self.device}")
-            from .onnx_backend import OnnxRuntimeDVF, export_bytes
+                raise DejavuError(f"features.backend {backend} runs on the CPU; features.device is {self.device}")
+            from .onnx_backend import OnnxRuntimeDVF, OpenVinoDVF, export_bytes
 
-            self._runtime = OnnxRuntimeDVF(export_bytes(self.model), threads=threads)
+            runtime = OnnxRuntimeDVF if backend == "onnxruntime" else OpenVinoDVF
+            self._runtime = runtime(export_bytes(self.model), threads=threads)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.channels_last = channels_last

@@ -1,4 +1,5 @@
-"""DVF as an ONNX graph: export (any image size), and ONNX Runtime as the extractor's CPU backend.
+"""DVF as an ONNX graph: export (any image size), and ONNX Runtime or OpenVINO as the extractor's
+CPU backend (both run the same exported graph).
 
 The exported graph takes exactly the tensor the torch extractor feeds the network — B×3×H×W float32,
 already in the model's input convention (features/preprocess.py) — and returns the B×n×H×W
@@ -75,3 +76,23 @@ class OnnxRuntimeDVF:
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run([OUTPUT], {INPUT: array})[0])
+
+
+class OpenVinoDVF:
+    """Runs an exported DVF with OpenVINO on the CPU (fp32, latency mode); called like the torch module."""
+
+    def __init__(self, onnx_model: bytes, threads: int = 1) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise OnnxError("features.backend openvino needs the openvino package (pip install openvino)") from None
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        model = core.read_model(model=onnx_model)
+        self.request = core.compile_model(model, "CPU", config).create_infer_request()
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.request.infer({0: array})[0].copy())

@@ -9,10 +9,16 @@ from ..schema import param
 
 @dataclass
 class EngineConfig:
-    shortlist_k: int = param(20, "Keyframes kept by the global-descriptor shortlist for CX re-ranking (more "
-                             "finds the right place more often across seasons, at ~2 ms of CX per keyframe on "
-                             "one CPU core; the trust calibration was made at 20)", low=1, high=10000,
+    shortlist_k: int = param(20, "Keyframes kept for the full CX re-rank: the global descriptor's best, or the "
+                             "coarse pre-rank's in route localization (engine.prerank_k); more finds the right "
+                             "place more often across seasons, at ~2 ms of CX per keyframe on one CPU core (the "
+                             "trust calibration was made at 20)", low=1, high=10000,
                              dynamic=True)
+    prerank_k: int = param(1000, "Route localization (sequence_length > 0): keyframes (the global descriptor's "
+                           "best) scored by the coarse CX pre-rank, whose best shortlist_k go on to the full CX "
+                           "re-rank and which the route search scores map-wide; ~11-25 µs per keyframe on one "
+                           "CPU thread (0 = off; single frames always shortlist by the global descriptor)",
+                           low=0, high=1 << 30, dynamic=True)
     verify_top_m: int = param(3, "Best CX candidates that go through sparse verification (the best candidate "
                               "of another place is verified too, as the trust decision's runner-up)",
                               low=0, high=100, dynamic=True)

@@ -1,8 +1,9 @@
 """The relocalization engine: one camera frame in, ranked candidates and a trusted pose out.
 
-Stages (each timed): DVF → global descriptor → shortlist of the top-K keyframes by cosine →
-contextual-similarity re-rank of the shortlist in one batch → route localization over the recent
-frames (relocalization/route.py: sequence search, or an odometry filter when odometry is given;
+Stages (each timed): DVF → global descriptor → the best keyframes by cosine (with route localization:
+its best P, pre-ranked by a coarse CX on pooled grids, similarity/prerank.py) → a shortlist of K,
+re-ranked by the full CX in one batch → route localization over the recent frames
+(relocalization/route.py: sequence search, or an odometry filter when odometry is given;
 ``engine.sequence_length`` frames, 0 = off) → sparse verification of the best M, of the route's
 keyframe and of the runner-up places → the trust decision (relocalization/trust.py): each verified
 keyframe's evidence against the strongest other place, calibrated into a probability; the best place is
@@ -38,6 +39,7 @@ from ..matching.verification import GeometricVerification, verify
 from ..similarity.cx import contextual_similarity
 from ..similarity.faiss_index import shortlist_rows
 from ..similarity.global_descriptor import shortlist
+from ..similarity.prerank import CoarseCX
 from . import trust
 from .frame import FrameFeatures, describe, usable_camera
 from .mapping import MappingMode, open_map
@@ -113,6 +115,7 @@ class RelocalizationEngine(MappingMode):
         self._traversals: Traversals | None = None
         self._index = None  # the FAISS shortlist of a large map
         self._boxes = None  # the overlap head's keyframe boxes, embedded on first use (and as the map grows)
+        self._coarse = CoarseCX()  # the pre-rank's pooled grids, pooled on first use (and as the map grows)
         if self.map is None or len(self.map) == 0:
             return
         ids, glob = self.map.load_global_descriptors()
@@ -223,27 +226,34 @@ class RelocalizationEngine(MappingMode):
                                             message="map is empty")
             with timer.stage("features"):
                 frame = describe(image, self.extractor, cfg, self.grid_shape)
+            eng = cfg.engine
+            prerank = eng.prerank_k > 0 and eng.sequence_length > 0  # similarity/prerank.py: why routes only
             with timer.stage("shortlist"):
-                cosine = self._global @ frame.global_desc if cfg.engine.sequence_length > 0 or self._index is None \
+                cosine = self._global @ frame.global_desc if eng.sequence_length > 0 or self._index is None \
                     else None  # route localization scores every keyframe; a FAISS shortlist alone need not
+                k = max(eng.prerank_k, eng.shortlist_k) if prerank else eng.shortlist_k
                 if self._index is not None:
                     rows = shortlist_rows(self._index, self._global.cpu().numpy(),
-                                          frame.global_desc.cpu().numpy(), cfg.engine.shortlist_k,
-                                          cfg.engine.faiss_nprobe)[1]
+                                          frame.global_desc.cpu().numpy(), k, eng.faiss_nprobe)[1]
                 else:
-                    rows = shortlist(frame.global_desc, self._global, cfg.engine.shortlist_k,
-                                     scores=cosine)[1].cpu().numpy()
+                    rows = shortlist(frame.global_desc, self._global, k, scores=cosine)[1].cpu().numpy()
                 if cosine is None:
                     cosine = torch.zeros(self.map_size, device=self._global.device)
                     cosine[torch.as_tensor(rows, device=cosine.device)] = \
                         self._global[torch.as_tensor(rows, device=cosine.device)] @ frame.global_desc
+            coarse = []  # (rows, coarse CX) for the route's scores
+            if prerank:
+                with timer.stage("prerank"):
+                    pre = self._coarse.scores(frame.grid, self._grids, rows, cfg.similarity)
+                    coarse = [(rows, pre)]
+                    rows = rows[np.argsort(-pre, kind="stable")[:eng.shortlist_k]]
             with timer.stage("rerank"):
                 cx_np = self._cx(frame, rows)
             route = None
-            if cfg.engine.sequence_length > 0:
+            if eng.sequence_length > 0:
                 with timer.stage("route"):
-                    scores = frame_scores(cosine.cpu().numpy(), rows, cx_np)
-                    route = self._route(scores, odometry)
+                    terms = [*coarse, (rows, cx_np)]
+                    route = self._route(frame_scores(cosine.cpu().numpy(), *terms), odometry, 1 + len(terms))
                     if route is not None and route.row not in rows:  # the route's keyframe joins the candidates
                         rows = np.append(rows, route.row)
                         cx_np = np.append(cx_np, self._cx(frame, rows[-1:]))
@@ -281,7 +291,8 @@ class RelocalizationEngine(MappingMode):
                                    sim.memory_budget_mb << 20)
         return cx.cpu().numpy().astype(np.float64)
 
-    def _route(self, scores: np.ndarray, odometry) -> RouteHypothesis | None:
+    def _route(self, scores: np.ndarray, odometry, terms: int) -> RouteHypothesis | None:
+        """``scores``: a sum of ``terms`` z-scores; the filter's likelihood is exp of their mean."""
         traversals = self._route_traversals()
         radius = self.cfg.trust.place_radius_m
 
@@ -289,7 +300,7 @@ class RelocalizationEngine(MappingMode):
             return np.linalg.norm(self._positions - self._positions[row], axis=1) < radius
 
         if odometry is not None:
-            return self._filter.update(scores, np.asarray(odometry, np.float64), traversals, near_of)
+            return self._filter.update(scores / terms, np.asarray(odometry, np.float64), traversals, near_of)
         return self._search.update(scores, traversals, near_of)
 
     def _decide(self, frame: FrameFeatures, camera: CameraIntrinsics | None, result: RelocalizationResult,

@@ -1,9 +1,10 @@
 """Route localization: many frames agree where one is ambiguous (SeqSLAM search, odometry filter).
 
 Per frame every keyframe gets a score: the global-descriptor cosine (cheap over the whole map),
-z-normalised over the map, plus the z-normalised CX of the shortlisted keyframes (the others take
-the shortlist's lowest CX). Raw scores are not summed over frames: each frame's vector is centred
-and scaled first, so a frame with generally high similarities does not outvote the others.
+z-normalised over the map, plus the z-normalised coarse CX of the pre-ranked keyframes and the
+z-normalised CX of the shortlisted ones (keyframes a term did not score take its lowest value).
+Raw scores are not summed over frames: each frame's vector is centred and scaled first, so a frame
+with generally high similarities does not outvote the others.
 
 Without odometry (:class:`SequenceSearch`) the last ``length`` frames are matched against straight
 lines through each traversal's keyframe sequence (a map may hold several drives; each is searched on
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..similarity.prerank import zscore
+
 #: weight of the shortlist's CX in the per-frame score (measured on the Nordland route: README)
 CX_WEIGHT = 1.0
 #: velocities searched without odometry, keyframes per frame, in the map's driving direction. Adding
@@ -30,16 +33,20 @@ CX_WEIGHT = 1.0
 VELOCITIES = np.linspace(0.5, 2.0, 7)
 
 
-def frame_scores(cosine: np.ndarray, shortlist_rows: np.ndarray, shortlist_cx: np.ndarray) -> np.ndarray:
-    """One frame's normalised score of every keyframe (see the module docstring)."""
-    def z(x: np.ndarray) -> np.ndarray:
-        sd = float(x.std())
-        return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
+def frame_scores(cosine: np.ndarray, *partial: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """One frame's normalised score of every keyframe (see the module docstring).
 
+    ``cosine``: the global descriptor's cosine to every keyframe; each ``(rows, values)`` of
+    ``partial`` a score of some keyframes only (the coarse pre-rank's CX, the shortlist's CX), the
+    others taking its lowest value. Each term is z-normalised over the map, then they are summed."""
     cos = np.asarray(cosine, np.float64)
-    cx = np.full(cos.shape, float(np.min(shortlist_cx)) if len(shortlist_cx) else 0.0)
-    cx[np.asarray(shortlist_rows, np.int64)] = shortlist_cx
-    return z(cos) + CX_WEIGHT * z(cx)
+    total = zscore(cos)
+    for rows, values in partial:
+        values = np.asarray(values, np.float64)
+        filled = np.full(cos.shape, float(np.min(values)) if len(values) else 0.0)
+        filled[np.asarray(rows, np.int64)] = values
+        total = total + CX_WEIGHT * zscore(filled)
+    return total
 
 
 @dataclass

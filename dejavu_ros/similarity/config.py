@@ -16,4 +16,6 @@ class SimilarityConfig:
     bandwidth: float = param(0.5, "CX bandwidth h (authors: 0.5)", low=1e-3, high=100.0)
     symmetric: bool = param(True, "Average CX(S,T) and CX(T,S)")
     global_cells: int = param(4, "Global descriptor: pooled layout is cells×cells", low=1, high=16)
+    prerank_stride: int = param(4, "Coarse CX pre-rank (engine.prerank_k): the CX grid pooled by this factor "
+                                "again (4: 32×16 → 8×4 cells)", low=1, high=64)
     memory_budget_mb: int = param(256, "Peak memory for one batched CX call", low=1, high=1 << 20)

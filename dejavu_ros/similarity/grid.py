@@ -33,3 +33,15 @@ def to_grid(dense: torch.Tensor, stride: int = 4, mode: str = "bilinear", max_si
     else:
         raise ValueError(f"unknown grid mode {mode!r}")
     return out[0] if single else out
+
+
+def pooled_grid(grids: torch.Tensor, stride: int) -> torch.Tensor:
+    """B×n×h×w CX grids → B×n×⌈h/stride⌉×⌈w/stride⌉, every cell re-normalised to unit length.
+
+    The coarse pre-rank's grid (similarity/prerank.py). Averaging unit descriptors shortens them by
+    how much they disagree; CX compares squared distances, so the cells are scaled back to the
+    sphere the full grid lives on.
+    """
+    h, w = grids.shape[-2:]
+    size = (max(1, -(-h // stride)), max(1, -(-w // stride)))
+    return F.normalize(F.adaptive_avg_pool2d(grids.float(), size), dim=1)
