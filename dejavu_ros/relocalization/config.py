@@ -43,7 +43,7 @@ class EngineConfig:
 class TrustConfig:
     model: str = param("", "Calibration of the trust decision (.json); empty = the one shipped in models/, "
                        "calibrated for the default DVF model")
-    min_confidence: float = param(0.996, "Publish a pose only when the calibrated probability that its place is "
+    min_confidence: float = param(0.997, "Publish a pose only when the calibrated probability that its place is "
                                   "right reaches this (the shipped calibration's operating point; README, "
                                   "'Trust')", low=0.0, high=1.0, dynamic=True)
     other_places: int = param(2, "Runner-up places verified besides the best candidates: the winner's evidence "
