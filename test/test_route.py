@@ -178,21 +178,21 @@ def test_nordland_drive_route_top1_reaches_the_target(nordland_drive):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["sequence", "odometry"])
 def test_a_kidnapped_train_is_found_again_within_the_sequence_length(shared_data, mode):
-    """The shared Nordland line through the engine: summer places 1431-1610 mapped, winter frames of
-    places 1431-1480 and then, after a 600 m jump the odometry never saw, of places 1541-1610 in order.
+    """The shared Nordland line through the engine: summer places 1431-1550 mapped, winter frames of
+    places 1431-1470 and then, after a 400 m jump the odometry never saw, of places 1511-1550 in order.
     The route is right before the jump and again within 10 frames after it; nothing wrong is published."""
     from dejavu_ros.config import DejavuConfig
     from dejavu_ros.evaluation import calibration, scenarios
     from engine_fixtures import trained_extractor
 
     root = shared_data("nordland_64x32")
-    places = list(range(1431, 1481)) + list(range(1541, 1611))
-    scenario = scenarios.nordland_route(root, range(1431, 1611), places)
+    places = list(range(1431, 1471)) + list(range(1511, 1551))
+    scenario = scenarios.nordland_route(root, range(1431, 1551), places)
     cfg = DejavuConfig()
     cfg.features.device = "cpu"
     odometry = [np.array([SPACING * k, 0.0, 0.0]) for k in range(len(places))] if mode == "odometry" else None
     outcomes = calibration.run_scenario(scenario, cfg, trained_extractor(), odometry=odometry)
     right = np.array([bool(q.route_correct) for q in outcomes])
-    assert right[10:50].mean() >= 0.9, right[:50]
-    assert right[60:].mean() >= 0.9, right[50:]  # found again within the sequence length of the jump
+    assert right[10:40].mean() >= 0.9, right[:40]
+    assert right[50:].mean() >= 0.9, right[40:]  # found again within the sequence length of the jump
     assert all(q.winner_correct for q in outcomes if q.relocalized)
