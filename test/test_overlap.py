@@ -25,6 +25,7 @@ from dejavu_ros.features.overlap_head import (
 from dejavu_ros.io.images import read_rgb
 from dejavu_ros.matching.view_overlap import match_views, overlap_from_similarity
 from dejavu_ros.relocalization.engine import RelocalizationEngine
+from dejavu_ros.relocalization.overlap import embed_grids
 from dejavu_ros.training.overlap_head import (
     CropPool,
     OverlapTrainConfig,
@@ -155,11 +156,15 @@ def test_engine_candidates_carry_overlap_and_min_overlap_skips_verification(tmp_
     cfg.engine.sequence_length = 0
     cfg.keyframes.min_distance_m = 0.1
     engine = RelocalizationEngine.from_config(cfg, map_mode="map", extractor=fe)
-    frames = sorted(shared("tum_fr3_sequence").glob("*.png"))[:4]
-    for i, path in enumerate(frames):
+    frames = sorted(shared("tum_fr3_sequence").glob("*.png"))[:5]
+    for i, path in enumerate(frames[:4]):
         assert engine.add_frame(read_rgb(path), float(i), [float(i), 0.0, 0.0], [0, 0, 0, 1.0]).added
     result = engine.relocalize(tum_frame, 10.0)
     assert all(np.isfinite(c.overlap) and 0 <= c.overlap <= 1 and c.scale > 0 for c in result.candidates)
+    assert engine.add_frame(read_rgb(frames[4]), 4.0, [4.0, 0.0, 0.0], [0, 0, 0, 1.0]).added
+    engine.relocalize(tum_frame, 10.5)  # the new keyframe's box is embedded, the others kept
+    lo, hi = embed_grids(engine._box_head, engine._grids)
+    torch.testing.assert_close(engine._boxes, torch.stack([lo, hi], dim=1))
     assert "overlap" in result.timings_ms and result.evidence
     engine.cfg.engine.min_overlap = 1.0  # nothing overlaps fully: nothing is verified
     skipped = engine.relocalize(tum_frame, 11.0)

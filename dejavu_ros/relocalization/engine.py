@@ -39,6 +39,7 @@ from ..matching.verification import GeometricVerification, verify
 from ..similarity.cx import contextual_similarity
 from ..similarity.faiss_index import shortlist_rows
 from ..similarity.global_descriptor import shortlist
+from ..similarity.grid import extend_rows
 from ..similarity.prerank import CoarseCX
 from . import trust
 from .frame import FrameFeatures, describe, usable_camera
@@ -114,7 +115,7 @@ class RelocalizationEngine(MappingMode):
         self._traversal_keys: list = []
         self._traversals: Traversals | None = None
         self._index = None  # the FAISS shortlist of a large map
-        self._boxes = None  # the overlap head's keyframe boxes, embedded on first use (and as the map grows)
+        self._boxes = None  # the overlap head's keyframe boxes (N×2×d: lower, upper), embedded on first use
         self._coarse = CoarseCX()  # the pre-rank's pooled grids, pooled on first use (and as the map grows)
         if self.map is None or len(self.map) == 0:
             return
@@ -275,13 +276,11 @@ class RelocalizationEngine(MappingMode):
 
     def _overlaps(self, frame: FrameFeatures, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The overlap head's estimates for keyframe ``rows`` (boxes of new keyframes embedded first)."""
-        head, have = self._box_head, 0 if self._boxes is None else len(self._boxes[0])
-        if have != self.map_size:
-            new = embed_grids(head, self._grids[have:])
-            self._boxes = new if have == 0 else (torch.cat([self._boxes[0], new[0]]), torch.cat([self._boxes[1], new[1]]))
+        head = self._box_head
+        self._boxes = extend_rows(self._boxes, self._grids, lambda new: torch.stack(embed_grids(head, new), dim=1))
         with torch.no_grad():
             query = head(frame.grid)
-        return box_overlaps(head, query, self._boxes, rows)
+        return box_overlaps(head, query, (self._boxes[:, 0], self._boxes[:, 1]), rows)
 
     def _cx(self, frame: FrameFeatures, rows: np.ndarray) -> np.ndarray:
         """Contextual similarity of the frame to keyframe ``rows``, in one batch."""
@@ -397,4 +396,3 @@ class RelocalizationEngine(MappingMode):
         with self._lock:
             if self.map is not None:
                 self.map.close()
-

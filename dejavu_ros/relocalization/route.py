@@ -23,14 +23,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..similarity.prerank import zscore
-
 #: weight of the shortlist's CX in the per-frame score (measured on the Nordland route: README)
 CX_WEIGHT = 1.0
 #: velocities searched without odometry, keyframes per frame, in the map's driving direction. Adding
 #: 0 and negative ones (a stop, a reverse drive) let lines through locally similar keyframes win:
 #: Nordland top-1 96.1 % → 92.5 %; driving a map backwards needs odometry (the filter tracks both ways)
 VELOCITIES = np.linspace(0.5, 2.0, 7)
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    """Centred and scaled to unit spread (all zeros when ``x`` is constant): scores of different kinds
+    on one scale before they are summed."""
+    x = np.asarray(x, np.float64)
+    sd = float(x.std())
+    return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
 
 
 def frame_scores(cosine: np.ndarray, *partial: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

@@ -6,6 +6,8 @@ downsample features ×4 (bilinear, align_corners=True) and do not re-normalise t
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -45,3 +47,17 @@ def pooled_grid(grids: torch.Tensor, stride: int) -> torch.Tensor:
     h, w = grids.shape[-2:]
     size = (max(1, -(-h // stride)), max(1, -(-w // stride)))
     return F.normalize(F.adaptive_avg_pool2d(grids.float(), size), dim=1)
+
+
+def extend_rows(cached: torch.Tensor | None, grids: torch.Tensor,
+                derive: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``derive`` of every keyframe grid, computing only the rows ``cached`` does not hold yet.
+
+    Keyframe tensors derived from the map's grids (the pre-rank's pooled grids, the overlap head's
+    boxes) follow a map that grows one keyframe at a time; a map with fewer rows than the cache (one
+    read anew) is derived again in full."""
+    have = 0 if cached is None or len(cached) > len(grids) else len(cached)
+    if cached is not None and have == len(grids):
+        return cached
+    new = derive(grids[have:])
+    return new if have == 0 else torch.cat([cached, new])

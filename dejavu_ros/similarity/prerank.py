@@ -20,15 +20,7 @@ import torch
 
 from .config import SimilarityConfig
 from .cx import contextual_similarity
-from .grid import pooled_grid
-
-
-def zscore(x: np.ndarray) -> np.ndarray:
-    """Centred and scaled to unit spread (all zeros when ``x`` is constant): scores of different kinds
-    on one scale before they are summed."""
-    x = np.asarray(x, np.float64)
-    sd = float(x.std())
-    return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
+from .grid import extend_rows, pooled_grid
 
 
 class CoarseCX:
@@ -38,17 +30,10 @@ class CoarseCX:
         self._pooled: torch.Tensor | None = None
         self._stride = 0
 
-    def reset(self) -> None:
-        self._pooled = None
-
     def _update(self, grids: torch.Tensor, stride: int) -> torch.Tensor:
-        have = 0 if self._pooled is None or self._stride != stride else len(self._pooled)
-        if have > len(grids):  # keyframes were removed: pool again
-            have = 0
-        if have < len(grids):
-            new = pooled_grid(grids[have:], stride)
-            self._pooled = new if have == 0 else torch.cat([self._pooled, new])
-            self._stride = stride
+        if stride != self._stride:
+            self._pooled, self._stride = None, stride
+        self._pooled = extend_rows(self._pooled, grids, lambda new: pooled_grid(new, stride))
         return self._pooled
 
     def scores(self, query_grid: torch.Tensor, grids: torch.Tensor, rows: np.ndarray,
