@@ -8,8 +8,9 @@ overlap.py): a view A and a zoom B inside it by 1–3× (half of them swapped, s
 webcams B from another frame of the camera (day ↔ night). Methods, as ``dejavu-ros overlap --method``:
 
 * ``matches``: the DVF pyramid matcher (a similarity fitted by RANSAC over a 4-level scale ladder);
+* ``dense``: the dense scale search (the two DVF maps correlated over zoom and shift);
 * ``boxes``: the box-embedding head alone (what every engine candidate carries);
-* ``auto``: matches where the views share structure, else boxes (the command's default);
+* ``auto``: matches where the views share structure, else dense, else boxes (the command's default);
 * ``constant``: scale 1 and overlaps ½ for every pair (what knowing nothing scores).
 
 Reported per method, overall and per source: the fraction of pairs whose scale is within 25 %
@@ -38,7 +39,7 @@ def main() -> int:
     ap.add_argument("--model", default="", help="DVF weights (default: the shipped model)")
     ap.add_argument("--head", default="", help="overlap head (default: the shipped one)")
     ap.add_argument("--pairs", type=int, default=24, help="pairs per source")
-    ap.add_argument("--methods", default="constant,matches,boxes,auto")
+    ap.add_argument("--methods", default="constant,matches,dense,boxes,auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -53,7 +54,7 @@ def main() -> int:
         if method == "constant":
             out["methods"][method] = score(pairs, lambda a, b: ViewOverlap(0.5, 0.5, 1.0, method="constant"))
             continue
-        if method != "matches" and head is None:
+        if method == "boxes" and head is None:
             print(f"{method}: skipped (no overlap head)", file=sys.stderr)
             continue
         out["methods"][method] = score(pairs, lambda a, b, m=method: estimate_overlap(a, b, extractor, cfg, head, m))

@@ -3,9 +3,11 @@
 Prints ``overlap_ab`` (the fraction of A's surface visible in B), ``overlap_ba`` (of B's in A) and
 ``scale`` (how much larger B shows things than A: B a 2× zoom of A → 2). The DVF pyramid matcher
 answers where it finds shared structure, also between day and night (``method: matches``); otherwise
-a box-embedding head trained with ``dejavu-ros train-overlap`` answers (``method: boxes``; ``--head``;
-none is shipped, see the README's overlap section), else nothing is claimed (``method: none``, scale
-null). ``--method`` forces one.
+the dense scale search, which correlates the two DVF maps over zoom and shift (``method: dense``;
+``margin``: how far its best placement beats the best at any other scale — below 0.01 it is a
+guess). A box-embedding head trained with ``dejavu-ros train-overlap`` answers when forced, or
+where the images are too small for the dense search (``--method boxes``, ``--head``; none is
+shipped, see the README's overlap section). ``--method`` forces one.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ..features.config import FeatureConfig
 from .common import add_model_arguments, load_extractor
 from .errors import CliError
 
-METHODS = ("auto", "matches", "boxes")
+METHODS = ("auto", "matches", "dense", "boxes")
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +32,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--head", default="", help="overlap head weights (.safetensors); default: models/overlap_head.safetensors "
                    "if present; 'off': matches only")
     p.add_argument("--method", choices=METHODS, default="auto",
-                   help="auto (matches, else boxes), matches or boxes (default auto)")
+                   help="auto (matches, else dense), matches, dense or boxes (default auto)")
     schema.add_flag(p, "--max-side", FeatureConfig, "max_side", default=320)
     p.add_argument("--json", action="store_true", help='print {"overlap_ab": ..., "overlap_ba": ..., "scale": ...}')
     p.set_defaults(func=run)
@@ -60,5 +62,6 @@ def run(args) -> int:
         scale = "unknown" if result["scale"] is None else f"{result['scale']:.3f}"
         print(f"{args.image_a.name} in {args.image_b.name}: {100 * result['overlap_ab']:.1f} % visible")
         print(f"{args.image_b.name} in {args.image_a.name}: {100 * result['overlap_ba']:.1f} % visible")
-        print(f"scale (B relative to A): {scale}   [{result['method']}, {result['inliers']} inliers]")
+        how = f"{result['inliers']} inliers" if result["method"] != "dense" else f"margin {result['margin']}"
+        print(f"scale (B relative to A): {scale}   [{result['method']}, {how}]")
     return 0

@@ -58,12 +58,14 @@ class ViewOverlap:
     overlap_ba: float
     scale: float  # nan when unknown (no shared structure and no head)
     inliers: int = 0
-    method: str = "matches"  # matches | boxes | none
+    method: str = "matches"  # matches | dense | boxes | none
+    margin: float = math.nan  # dense: how far the best placement beats any a scale step away
 
     def as_dict(self) -> dict:
         scale = None if not math.isfinite(self.scale) else round(float(self.scale), 4)
+        margin = None if not math.isfinite(self.margin) else round(float(self.margin), 4)
         return {"overlap_ab": round(float(self.overlap_ab), 4), "overlap_ba": round(float(self.overlap_ba), 4),
-                "scale": scale, "inliers": int(self.inliers), "method": self.method}
+                "scale": scale, "inliers": int(self.inliers), "method": self.method, "margin": margin}
 
 
 def overlap_from_similarity(m: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> ViewOverlap:

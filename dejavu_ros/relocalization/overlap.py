@@ -3,7 +3,8 @@
 The engine embeds every keyframe's CX grid as a box once per map and the query's per frame, so each
 candidate carries its overlap with the query and their relative scale at the cost of a few vector
 operations (features/overlap_head.py). ``dejavu-ros overlap A B`` asks the pyramid matcher first
-(matching/view_overlap.py: exact where the views share structure) and falls back on the boxes.
+(matching/view_overlap.py: exact where the views share structure), then the dense scale search
+(matching/dense_scale.py: the two DVF maps correlated over zoom and shift), then the boxes.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 
 from ..config import DejavuConfig
 from ..features.overlap_head import BoxHead, cached_overlap_head, resolve_overlap_head_path
+from ..matching.dense_scale import dense_views
 from ..matching.view_overlap import ViewOverlap, match_views
 from .frame import describe
 
@@ -55,11 +57,16 @@ def estimate_overlap(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: Dejav
                      method: str = "auto") -> ViewOverlap:
     """Overlap of A in B, of B in A, and B's scale relative to A.
 
-    ``method``: ``matches`` (pyramid matcher only), ``boxes`` (head only) or ``auto`` (matches where
-    the views share structure, else boxes). Without a result: overlaps 0, scale unknown (nan).
+    ``method``: ``matches`` (pyramid matcher only), ``dense`` (dense scale search only), ``boxes``
+    (head only) or ``auto`` (matches where the views share structure, else the dense search, else
+    boxes). Without a result: overlaps 0, scale unknown (nan).
     """
     if method in ("auto", "matches"):
         found = match_views(rgb_a, rgb_b, extractor, cfg.matching)
+        if found is not None:
+            return found
+    if method in ("auto", "dense"):
+        found = dense_views(rgb_a, rgb_b, extractor)
         if found is not None:
             return found
     if method in ("auto", "boxes") and head is not None:
