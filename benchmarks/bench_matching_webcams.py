@@ -21,6 +21,8 @@ instead), both about the image centre, so a match is correct when the query pixe
 tolerance of the keyframe pixel's zoomed position. ``--head [HEAD]`` adds ``dvf_head``: the dense
 search from the keypoint head's keypoints instead of Shi-Tomasi's (``matching.keypoints: dvf_head``). ``--scales 1,0.7,1.4`` adds ``dvf_pyramid``:
 the dense search over the query's DVF maps at those scales (``matching.query_scales``).
+``--scale-search`` adds ``dvf_scale_search``: the dense search at 1 and at the scale the dense scale
+search finds between the keyframe's thumbnail and the query (``matching.scale_search``).
 
 Reported per webcam and method: correct inliers per frame (mean), frames with ≥ 10 correct inliers,
 precision of the inliers. ``--tum`` adds a day/day viewpoint check on tum_fr3_sequence (frame i
@@ -46,6 +48,7 @@ from dejavu_ros.evaluation.scenarios import TUM_CAMERA
 from dejavu_ros.features.config import FeatureConfig
 from dejavu_ros.features.extractor import FeatureExtractor
 from dejavu_ros.io.images import read_rgb
+from dejavu_ros.map.thumbnail import decode_thumbnail, make_thumbnail
 from dejavu_ros.matching import MatchingConfig, corner_features, detect_corners, match_to_keyframe, verify
 from dejavu_ros.matching.matches import Matches
 from dejavu_ros.matching.sift import match_sift, sift_features
@@ -103,7 +106,7 @@ def webcam_pairs(data: Path, queries: int) -> dict[str, list[tuple[Path, Path]]]
 
 
 def all_matches(fe: FeatureExtractor, query: np.ndarray, keyframe: np.ndarray, cfg: MatchingConfig,
-                scales: list[float] | None = None, head: str | None = None) -> dict:
+                scales: list[float] | None = None, head: str | None = None, scale_search: bool = False) -> dict:
     """Putative matches of every method, in pixels of the two images."""
     dq, dk = fe.extract(query), fe.extract(keyframe)
     kxy, kdesc = corner_features(keyframe, dk, cfg)
@@ -118,29 +121,41 @@ def all_matches(fe: FeatureExtractor, query: np.ndarray, keyframe: np.ndarray, c
         hxy, hdesc = corner_features(keyframe, dk, head_cfg)
         out["dvf_head"] = match_to_keyframe(dq, hxy, hdesc, head_cfg)
         out["dvf_head+sift"] = Matches.concat([out["dvf_head"], sift])
+    frame = FrameFeatures(rgb=query, scale=1.0, dense=dq, global_desc=None, grid=None,
+                          original_size=(query.shape[1], query.shape[0]))
+
+    def pyramid(scales):
+        return Matches.best_of_scales([match_to_keyframe(d, kxy, kdesc, dense_cfg, query_image_size=frame.size)
+                                       for d in frame.pyramid(fe, scales)])
+
     if scales:
-        frame = FrameFeatures(rgb=query, scale=1.0, dense=dq, global_desc=None, grid=None,
-                              original_size=(query.shape[1], query.shape[0]))
-        out["dvf_pyramid"] = Matches.best_of_scales([
-            match_to_keyframe(d, kxy, kdesc, dense_cfg, query_image_size=frame.size)
-            for d in frame.pyramid(fe, scales)])
+        out["dvf_pyramid"] = pyramid(scales)
+    if scale_search:
+        found = frame.scale_against(fe, decode_thumbnail(make_thumbnail(keyframe)))
+        out["dvf_scale_search"] = pyramid([1.0] + ([found] if found is not None else []))
+        out["dvf_scale_search"].counts["scale"] = found
     return out
 
 
 def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) -> dict:
     per = {m: [] for m in methods(args)}
+    found = []  # the query scale the scale search chose per pair
     for query_path, keyframe_path in pairs:
         query, keyframe = centre_crop(read_rgb(query_path)), centre_crop(read_rgb(keyframe_path))
         query = zoom_about_centre(query, args.zoom)
         keyframe = zoom_about_centre(keyframe, 1.0 / args.zoom)
         size = (query.shape[1], query.shape[0])
-        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales, args.head).items():
+        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales, args.head, args.scale_search).items():
             geo = verify(matches, cfg, query_size=size)
             inl = geo.inliers
             expected = zoomed_position(inl.map_xy, size, args.zoom)
             ok = np.all(np.abs(inl.query_xy - expected) <= args.tolerance, axis=1) if len(inl) else np.zeros(0, bool)
             per[name].append((int(ok.sum()), len(inl), len(matches)))
+            if name == "dvf_scale_search":
+                found.append(matches.counts.get("scale"))
     out = {"pairs": [[q.name, k.name] for q, k in pairs]}
+    if args.scale_search:
+        out["scale_search_found"] = [None if f is None else round(f, 3) for f in found]
     for name, rows in per.items():
         correct, inliers, putative = (np.array(v) for v in zip(*rows))
         out[name] = {"correct_per_frame": round(float(correct.mean()), 1),
@@ -151,7 +166,7 @@ def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) ->
 
 
 def methods(args) -> tuple[str, ...]:
-    return (METHODS + (("dvf_pyramid",) if args.scales else ())
+    return (METHODS + (("dvf_pyramid",) if args.scales else ()) + (("dvf_scale_search",) if args.scale_search else ())
             + (("dvf_head", "dvf_head+sift") if args.head is not None else ()))
 
 
@@ -161,7 +176,7 @@ def run_tum(fe, data: Path, cfg: MatchingConfig, args) -> dict:
     for a, b in zip(paths[:-2], paths[2:]):
         query, keyframe = read_rgb(a), read_rgb(b)
         found = {}
-        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales, args.head).items():
+        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales, args.head, args.scale_search).items():
             found[name] = verify(matches, cfg, K_query=TUM_CAMERA, K_map=TUM_CAMERA.k)
         reference = found["sift"].rotation
         for name, geo in found.items():
@@ -183,6 +198,8 @@ def main() -> int:
     p.add_argument("--zoom", type=float, default=1.0, help="query this many times nearer than the keyframe")
     p.add_argument("--scales", type=lambda v: [float(x) for x in v.split(",")], default=None,
                    help="comma-separated query scales of the dvf_pyramid method (e.g. 1,0.7,1.4)")
+    p.add_argument("--scale-search", action="store_true",
+                   help="add dvf_scale_search (matching.scale_search: the query searched at the keyframe's dense-searched scale too)")
     p.add_argument("--head", nargs="?", const="", default=None, metavar="HEAD",
                    help="add dvf_head (and dvf_head+sift): keyframe keypoints from the keypoint head "
                         "(matching.keypoints dvf_head; HEAD = its weights, none = the shipped head)")

@@ -109,3 +109,34 @@ def test_the_engine_verifies_a_zoomed_query_with_the_pyramid(tmp_path, webcam_da
         inliers[tuple(scales)] = result.verification.num_inliers
     engine.close()
     assert inliers[(1.0, 0.625)] > 1.5 * inliers[(1.0,)], inliers
+
+
+def test_the_scale_search_finds_the_query_scale_from_a_thumbnail(extractor, webcam_day):
+    from dejavu_ros.map.thumbnail import decode_thumbnail, make_thumbnail
+
+    thumb = decode_thumbnail(make_thumbnail(webcam_day))  # what a keyframe stores (160 px)
+    # (at this size it takes too small a zoom from 2x on: 2x -> 1.26, 2.5x -> 1.41; README)
+    for factor, expected in ((1.0, None), (1.3, 0.79), (1.6, 0.63)):
+        query = zoom(webcam_day, factor)
+        frame = FrameFeatures(rgb=query, scale=1.0, dense=None, global_desc=None, grid=None, original_size=SIZE)
+        found = frame.scale_against(extractor, thumb)
+        assert (found is None) if expected is None else found == pytest.approx(expected, rel=0.13), (factor, found)
+    assert frame.scale_against(extractor, None) is None  # a keyframe without a thumbnail
+
+
+def test_the_engine_verifies_a_zoomed_query_at_the_scale_it_searched_for(tmp_path, webcam_day):
+    if not default_model_path().is_file():
+        pytest.skip("default model not shipped")
+    cfg = DejavuConfig()
+    cfg.node.map_path, cfg.features.device = str(tmp_path / "webcam.db"), "cpu"
+    cfg.matching.method, cfg.matching.keypoints = "dvf", "shi_tomasi"
+    engine = RelocalizationEngine.from_config(cfg, map_mode="map")
+    assert engine.add_frame(webcam_day, 0.0, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]).added
+    query = zoom(webcam_day, 1.6)
+    inliers = {}
+    for on in (False, True):
+        cfg.matching.scale_search = on
+        engine.update_config(cfg)
+        inliers[on] = engine.relocalize(query, 1.0).verification.num_inliers
+    engine.close()
+    assert inliers[True] > 1.5 * inliers[False], inliers

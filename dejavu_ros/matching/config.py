@@ -17,6 +17,9 @@ class MatchingConfig:
                                       "(a small pyramid for queries seen nearer or farther than the keyframe: "
                                       "e.g. 1.0,0.7,1.4; every extra scale costs one more network pass)",
                                       low=0.25, high=4.0)
+    scale_search: bool = param(False, "Dense direction: estimate each verified keyframe's scale against the "
+                               "query from its thumbnail (the dense scale search) and search the query at that "
+                               "scale too (one more network pass per scale step)", dynamic=True)
     keypoints: str = param("shi_tomasi", "Keyframe keypoints: shi_tomasi (intensity corners, the paper's "
                            "matcher) or dvf_head (maxima of the keypoint head's matchability on the DVF map, "
                            "trained for day/night; used when a map is built)", choices=("shi_tomasi", "dvf_head"))

@@ -104,3 +104,22 @@ def dense_views(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, ladder=LADDER) 
     out.method = "dense"
     out.margin = fit.margin
     return out
+
+
+#: smallest margin at which the engine searches the query at the estimated scale (below it the
+#: estimate is a guess: unrelated views give ≈ 0.002)
+MIN_MARGIN = 0.01
+
+
+def query_scale(query_dense: torch.Tensor, keyframe_dense: torch.Tensor, ladder=LADDER) -> float | None:
+    """The scale to search a query at for a keyframe it shows nearer or farther: 1/z when the query
+    shows things z× larger than the keyframe (both maps at the same image size); None when z is
+    within one ladder step of 1 or the search is unsure (margin below :data:`MIN_MARGIN`)."""
+    fit = scale_search(keyframe_dense, query_dense, ladder)
+    if fit is None or fit.margin < MIN_MARGIN:
+        return None
+    z = math.sqrt(abs(float(np.linalg.det(fit.similarity[:, :2]))))
+    step = math.log(ladder[1] / ladder[0]) if len(ladder) > 1 else 1.0
+    if abs(math.log(z)) < 1.5 * step:
+        return None
+    return float(2.0 ** (round(-6.0 * math.log2(z)) / 6.0))  # on the ladder: one cached map per step

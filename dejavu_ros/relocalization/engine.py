@@ -380,7 +380,8 @@ class RelocalizationEngine(MappingMode):
             kf = self.map.get(int(self._ids[rows[k]]))
             parts = []
             if uses_dvf(cfg) or kf.sift_keypoints is None:  # a keyframe mapped without SIFT falls back on DVF
-                maps = frame.pyramid(self.extractor, cfg.query_scales) if cfg.direction == "dense" else [frame.dense]
+                maps = frame.pyramid(self.extractor, self._query_scales(frame, kf)) if cfg.direction == "dense" \
+                    else [frame.dense]
                 parts.append(Matches.best_of_scales([
                     match_to_keyframe(dense, kf.keypoints, kf.descriptors.astype(np.float32), cfg,
                                       query_xy=query_xy, query_image_size=frame.size) for dense in maps]))
@@ -391,6 +392,15 @@ class RelocalizationEngine(MappingMode):
             geo = verify(matches, cfg, K_query=camera, K_map=kf.camera_k, query_size=frame.original_size)
             out[k] = (geo, kf)
         return out
+
+    def _query_scales(self, frame: FrameFeatures, kf: Keyframe) -> list[float]:
+        """``matching.query_scales``, plus the keyframe's own scale against the query when
+        ``matching.scale_search`` is on (from its thumbnail: FrameFeatures.scale_against)."""
+        scales = list(self.cfg.matching.query_scales)
+        if not self.cfg.matching.scale_search:
+            return scales
+        found = frame.scale_against(self.extractor, decode_thumbnail(self.map.load_thumbnail(int(kf.id))))
+        return scales + [found] if found is not None and all(abs(found - s) > 1e-6 for s in scales) else scales
 
     def close(self) -> None:
         with self._lock:

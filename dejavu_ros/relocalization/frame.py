@@ -22,6 +22,7 @@ from ..features.preprocess import check_rgb, limit_size, to_original_xy, to_resi
 from ..geometry import CameraIntrinsics
 from ..map.keyframe import Keyframe
 from ..map.thumbnail import make_thumbnail
+from ..matching.dense_scale import query_scale
 from ..matching.pipeline import corner_features
 from ..matching.sift import sift_features, uses_sift
 from ..similarity.global_descriptor import global_descriptor
@@ -69,6 +70,19 @@ class FrameFeatures:
                                                         else cv2.INTER_LINEAR))
             out.append(cache[s])
         return out
+
+
+    def scale_against(self, extractor: FeatureExtractor, keyframe_rgb: np.ndarray | None) -> float | None:
+        """The scale to search this frame at for a keyframe it shows nearer or farther, from the dense
+        scale search between the keyframe's image (its thumbnail) and this frame shrunk to its size
+        (matching/dense_scale.py: query_scale); None when about 1, unsure, or no image is stored."""
+        if keyframe_rgb is None:
+            return None
+        size = (int(keyframe_rgb.shape[1]), int(keyframe_rgb.shape[0]))
+        cache = self.__dict__.setdefault("_small_dense", {})
+        if size not in cache:
+            cache[size] = extractor.extract(cv2.resize(self.rgb, size, interpolation=cv2.INTER_AREA))
+        return query_scale(cache[size], extractor.extract(keyframe_rgb))
 
 
 def describe(image: np.ndarray, extractor: FeatureExtractor, cfg: DejavuConfig,
