@@ -4,8 +4,8 @@ Prints ``overlap_ab`` (the fraction of A's surface visible in B), ``overlap_ba``
 ``scale`` (how much larger B shows things than A: B a 2× zoom of A → 2). The DVF pyramid matcher
 answers where it finds shared structure, also between day and night (``method: matches``); otherwise
 the dense scale search, which correlates the two DVF maps over zoom and shift (``method: dense``;
-``margin``: how far its best placement beats the best at any other scale — below 0.01 it is a
-guess). A box-embedding head trained with ``dejavu-ros train-overlap`` answers when forced, or
+``margin``: how far its best placement beats the best one more than a scale step away — below
+0.01 it is a guess). A box-embedding head trained with ``dejavu-ros train-overlap`` answers when forced, or
 where the images are too small for the dense search (``--method boxes``, ``--head``; none is
 shipped, see the README's overlap section). ``--method`` forces one.
 """
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("image_b", type=Path, help="image B")
     add_model_arguments(p)
     p.add_argument("--head", default="", help="overlap head weights (.safetensors); default: models/overlap_head.safetensors "
-                   "if present; 'off': matches only")
+                   "if present; 'off': none")
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="auto (matches, else dense), matches, dense or boxes (default auto)")
     schema.add_flag(p, "--max-side", FeatureConfig, "max_side", default=320)

@@ -30,6 +30,11 @@ LADDER = tuple(2.0 ** (k / 6.0) for k in range(12))
 CELL_PX = 2.0
 
 
+def _step(ladder) -> float:
+    """The ladder's step in log scale (answers within 1.5 steps count as the same scale)."""
+    return math.log(ladder[1] / ladder[0]) if len(ladder) > 1 else 1.0
+
+
 @dataclass
 class ScaleFit:
     """The best placement: ``similarity`` maps A pixels to B pixels; ``score`` is its mean cosine."""
@@ -86,8 +91,7 @@ def scale_search(dense_a: torch.Tensor, dense_b: torch.Tensor, ladder=LADDER, ce
         return None
     tried.sort(key=lambda t: -t[0])
     score, relative, m, wide = tried[0]
-    step = math.log(ladder[1] / ladder[0]) if len(ladder) > 1 else 1.0
-    others = [t[0] for t in tried[1:] if abs(math.log(t[1] / relative)) > 1.5 * step]
+    others = [t[0] for t in tried[1:] if abs(math.log(t[1] / relative)) > 1.5 * _step(ladder)]
     margin = score - max(others) if others else 0.0
     if wide == "b":  # m maps B → A
         m = np.vstack([m, [0.0, 0.0, 1.0]])
@@ -119,7 +123,6 @@ def query_scale(query_dense: torch.Tensor, keyframe_dense: torch.Tensor, ladder=
     if fit is None or fit.margin < MIN_MARGIN:
         return None
     z = math.sqrt(abs(float(np.linalg.det(fit.similarity[:, :2]))))
-    step = math.log(ladder[1] / ladder[0]) if len(ladder) > 1 else 1.0
-    if abs(math.log(z)) < 1.5 * step:
+    if abs(math.log(z)) < 1.5 * _step(ladder):
         return None
     return float(2.0 ** (round(-6.0 * math.log2(z)) / 6.0))  # on the ladder: one cached map per step

@@ -59,7 +59,7 @@ class ViewOverlap:
     scale: float  # nan when unknown (no shared structure and no head)
     inliers: int = 0
     method: str = "matches"  # matches | dense | boxes | none
-    margin: float = math.nan  # dense: how far the best placement beats any a scale step away
+    margin: float = math.nan  # dense: how far the best placement beats those a scale step away
 
     def as_dict(self) -> dict:
         scale = None if not math.isfinite(self.scale) else round(float(self.scale), 4)

@@ -71,7 +71,6 @@ class FrameFeatures:
             out.append(cache[s])
         return out
 
-
     def scale_against(self, extractor: FeatureExtractor, keyframe_rgb: np.ndarray | None) -> float | None:
         """The scale to search this frame at for a keyframe it shows nearer or farther, from the dense
         scale search between the keyframe's image (its thumbnail) and this frame shrunk to its size
