@@ -243,6 +243,19 @@ def test_overlap_command_falls_back_on_the_dense_search_at_night(tmp_path, capsy
     assert out["scale"] == pytest.approx(2.0, rel=0.25) and out["overlap_ba"] > 0.8
 
 
+def test_overlap_command_claims_nothing_for_unrelated_views(tmp_path, capsys, tum_frame):
+    a, b = tmp_path / "room.png", tmp_path / "street.png"
+    cv2.imwrite(str(a), cv2.cvtColor(cut(tum_frame, np.array([0, 0, 1, 1.0]), 320), cv2.COLOR_RGB2BGR))
+    other = read_rgb(shared("robotcar_dejavu_triplets", "image_anchor_0.png"))
+    cv2.imwrite(str(b), cv2.cvtColor(cv2.resize(other, (320, 240)), cv2.COLOR_RGB2BGR))
+    assert main(["overlap", str(a), str(b), "--json", "--head", "off"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "none" and out["scale"] is None and out["overlap_ab"] == 0.0
+    assert main(["overlap", str(a), str(b), "--json", "--head", "off", "--method", "dense"]) == 0
+    forced = json.loads(capsys.readouterr().out)  # forced, the dense search answers and says it is a guess
+    assert forced["method"] == "dense" and forced["margin"] < 0.01
+
+
 def test_default_config_names_the_shipped_head():
     assert DejavuConfig().engine.overlap_head == "" and DejavuConfig().engine.min_overlap == 0.0
 

@@ -90,15 +90,16 @@ def zoom_pairs(scenes: dict[str, list], per_source: int, rng: np.random.Generato
 
 
 def score(pairs: list[OverlapPair], estimate, tolerance: float = 0.25) -> dict:
-    """Fraction of pairs whose scale is within ``tolerance``, NSO errors and ms per pair for ``estimate``
-    (a function (A, B) → ViewOverlap), overall and per source."""
+    """Fraction of pairs whose scale is within ``tolerance``, NSO errors, ms per pair and the fraction
+    answered (a scale given) for ``estimate`` (a function (A, B) → ViewOverlap), overall and per source."""
     rows = []
     for p in pairs:
         t0 = time.perf_counter()
         r = estimate(p.image_a, p.image_b)
         ms = (time.perf_counter() - t0) * 1e3
         ok = bool(np.isfinite(r.scale) and abs(np.log(r.scale / p.scale)) <= np.log(1.0 + tolerance))
-        rows.append((p.source, ok, abs(r.overlap_ab - p.overlap_ab), abs(r.overlap_ba - p.overlap_ba), ms, r.method))
+        rows.append((p.source, ok, abs(r.overlap_ab - p.overlap_ab), abs(r.overlap_ba - p.overlap_ba), ms, r.method,
+                     bool(np.isfinite(r.scale))))
 
     def summary(sel):
         if not sel:
@@ -107,7 +108,8 @@ def score(pairs: list[OverlapPair], estimate, tolerance: float = 0.25) -> dict:
                 "nso_error_median": round(float(np.median([max(s[2], s[3]) for s in sel])), 3),
                 "nso_error_mean": round(float(np.mean([(s[2] + s[3]) / 2 for s in sel])), 3),
                 "ms_median": round(float(np.median([s[4] for s in sel])), 1),
-                "by_matches": round(float(np.mean([s[5] == "matches" for s in sel])), 3)}
+                "by_matches": round(float(np.mean([s[5] == "matches" for s in sel])), 3),
+                "answered": round(float(np.mean([s[6] for s in sel])), 3)}
 
     out = summary(rows)
     out["per_source"] = {src: summary([r for r in rows if r[0] == src]) for src in sorted({r[0] for r in rows})}

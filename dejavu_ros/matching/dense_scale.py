@@ -28,6 +28,9 @@ from .view_overlap import BORDER_PX, ViewOverlap, overlap_from_similarity
 LADDER = tuple(2.0 ** (k / 6.0) for k in range(12))
 #: cell size of the wider view, in pixels of the dense map (2 was best of 2, 4 and 8 on the tuning pairs)
 CELL_PX = 2.0
+#: smallest margin at which an estimate is used (`overlap --method auto`, the engine's scale search):
+#: below it the estimate is a guess (unrelated views give ≈ 0.002)
+MIN_MARGIN = 0.01
 
 
 def _step(ladder) -> float:
@@ -109,10 +112,6 @@ def dense_views(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, ladder=LADDER) 
     out.margin = fit.margin
     return out
 
-
-#: smallest margin at which the engine searches the query at the estimated scale (below it the
-#: estimate is a guess: unrelated views give ≈ 0.002)
-MIN_MARGIN = 0.01
 
 
 def query_scale(query_dense: torch.Tensor, keyframe_dense: torch.Tensor, ladder=LADDER) -> float | None:

@@ -15,7 +15,7 @@ import torch
 
 from ..config import DejavuConfig
 from ..features.overlap_head import BoxHead, cached_overlap_head, resolve_overlap_head_path
-from ..matching.dense_scale import dense_views
+from ..matching.dense_scale import MIN_MARGIN, dense_views
 from ..matching.view_overlap import ViewOverlap, match_views
 from .frame import describe
 
@@ -58,8 +58,8 @@ def estimate_overlap(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: Dejav
     """Overlap of A in B, of B in A, and B's scale relative to A.
 
     ``method``: ``matches`` (pyramid matcher only), ``dense`` (dense scale search only), ``boxes``
-    (head only) or ``auto`` (matches where the views share structure, else the dense search, else
-    boxes). Without a result: overlaps 0, scale unknown (nan).
+    (head only) or ``auto`` (matches where the views share structure, else the dense search where
+    its margin reaches ``MIN_MARGIN``, else boxes). Without a result: overlaps 0, scale unknown (nan).
     """
     if method in ("auto", "matches"):
         found = match_views(rgb_a, rgb_b, extractor, cfg.matching)
@@ -67,8 +67,8 @@ def estimate_overlap(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: Dejav
             return found
     if method in ("auto", "dense"):
         found = dense_views(rgb_a, rgb_b, extractor)
-        if found is not None:
-            return found
+        if found is not None and (method == "dense" or found.margin >= MIN_MARGIN):
+            return found  # auto takes the dense answer only when it is sure (forced: always)
     if method in ("auto", "boxes") and head is not None:
         a = head(describe(rgb_a, extractor, cfg).grid)
         b = head(describe(rgb_b, extractor, cfg).grid)
