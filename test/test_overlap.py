@@ -76,11 +76,16 @@ def tum_frame():
     return read_rgb(sorted(shared("tum_fr3_sequence").glob("*.png"))[0])
 
 
+def _tum_zoom(tum_frame, zoom):
+    """The whole TUM frame and a ``zoom``× view inside it, both 320 px wide."""
+    view_b = np.array([0.3, 0.25, 0.3 + 1 / zoom, 0.25 + 1 / zoom])
+    return cut(tum_frame, np.array([0.0, 0.0, 1.0, 1.0]), 320), cut(tum_frame, view_b, 320)
+
+
 @pytest.mark.parametrize("zoom", [1.6, 2.5])
 def test_pyramid_matcher_recovers_a_zoom_both_ways(tum_frame, zoom):
     fe = trained_extractor()
-    view_b = np.array([0.3, 0.25, 0.3 + 1 / zoom, 0.25 + 1 / zoom])
-    a, b = cut(tum_frame, np.array([0.0, 0.0, 1.0, 1.0]), 320), cut(tum_frame, view_b, 320)
+    a, b = _tum_zoom(tum_frame, zoom)
     forward, backward = match_views(a, b, fe), match_views(b, a, fe)
     assert forward is not None and backward is not None
     assert forward.scale == pytest.approx(zoom, rel=0.1) and backward.scale == pytest.approx(1 / zoom, rel=0.1)
@@ -121,8 +126,7 @@ def test_fft_correlation_equals_direct_convolution():
 @pytest.mark.parametrize("zoom", [1.6, 2.5])
 def test_dense_scale_search_recovers_a_zoom_and_its_footprint_both_ways(tum_frame, zoom):
     fe = trained_extractor()
-    view_b = np.array([0.3, 0.25, 0.3 + 1 / zoom, 0.25 + 1 / zoom])
-    a, b = cut(tum_frame, np.array([0.0, 0.0, 1.0, 1.0]), 320), cut(tum_frame, view_b, 320)
+    a, b = _tum_zoom(tum_frame, zoom)
     forward, backward = dense_views(a, b, fe), dense_views(b, a, fe)
     assert forward.method == "dense" and forward.margin > 0.03
     assert forward.scale == pytest.approx(zoom, rel=0.12) and backward.scale == pytest.approx(1 / zoom, rel=0.12)

@@ -102,9 +102,12 @@ def scale_search(dense_a: torch.Tensor, dense_b: torch.Tensor, ladder=LADDER, ce
     return ScaleFit(m, score, margin)
 
 
-def dense_views(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, ladder=LADDER) -> ViewOverlap | None:
-    """Overlap and scale of two views from :func:`scale_search` over their DVF maps."""
-    fit = scale_search(extractor.extract(rgb_a), extractor.extract(rgb_b), ladder)
+def dense_views(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, ladder=LADDER,
+                dense: tuple[torch.Tensor, torch.Tensor] | None = None) -> ViewOverlap | None:
+    """Overlap and scale of two views from :func:`scale_search` over their DVF maps (``dense``, when
+    the caller has them already)."""
+    dense_a, dense_b = dense if dense is not None else (extractor.extract(rgb_a), extractor.extract(rgb_b))
+    fit = scale_search(dense_a, dense_b, ladder)
     if fit is None:
         return None
     out = overlap_from_similarity(fit.similarity, (rgb_a.shape[1], rgb_a.shape[0]), (rgb_b.shape[1], rgb_b.shape[0]))
@@ -122,6 +125,7 @@ def query_scale(query_dense: torch.Tensor, keyframe_dense: torch.Tensor, ladder=
     if fit is None or fit.margin < MIN_MARGIN:
         return None
     z = math.sqrt(abs(float(np.linalg.det(fit.similarity[:, :2]))))
-    if abs(math.log(z)) < 1.5 * _step(ladder):
+    step = _step(ladder)
+    if abs(math.log(z)) < 1.5 * step:
         return None
-    return float(2.0 ** (round(-6.0 * math.log2(z)) / 6.0))  # on the ladder: one cached map per step
+    return float(math.exp(round(-math.log(z) / step) * step))  # on the ladder's steps: one cached map per step

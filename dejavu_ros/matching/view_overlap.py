@@ -91,11 +91,12 @@ def _resized(rgb: np.ndarray, f: float) -> np.ndarray:
     return cv2.resize(rgb, (max(16, round(w * f)), max(16, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
-def _level(rgb: np.ndarray, f: float, extractor, cfg: MatchingConfig, cache: dict):
-    """(dense map, keypoints, their descriptors) of ``rgb`` at pyramid scale ``f``, made once."""
+def _level(rgb: np.ndarray, f: float, extractor, cfg: MatchingConfig, cache: dict, full: torch.Tensor | None = None):
+    """(dense map, keypoints, their descriptors) of ``rgb`` at pyramid scale ``f``, made once;
+    ``full``: the map at scale 1 when the caller has it already."""
     if f not in cache:
         img = _resized(rgb, f)
-        dense = extractor.extract(img)
+        dense = full if full is not None and abs(f - 1.0) < 1e-6 else extractor.extract(img)
         xy, desc = corner_features(img, dense, cfg)
         inside = _inside(xy, (img.shape[1], img.shape[0]))
         cache[f] = (dense, xy[inside], desc[torch.as_tensor(inside)])
@@ -167,17 +168,17 @@ def _to_full(m: np.ndarray, f_src: float, f_dst: float) -> np.ndarray:
 
 
 def match_views(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: MatchingConfig | None = None,
-                pyramid=PYRAMID) -> ViewOverlap | None:
+                pyramid=PYRAMID, dense: tuple[torch.Tensor, torch.Tensor] | None = None) -> ViewOverlap | None:
     """Overlap and scale from the best similarity over the pyramid, searched both ways (A's keypoints
     in B and B's in A: the wider view has few keypoints inside the narrower one); None without shared
-    structure."""
+    structure. ``dense``: the two views' DVF maps at full size, when the caller has them already."""
     cfg = cfg or MatchingConfig()
     cache_a, cache_b = {}, {}
     best = None  # (inliers, A full pixels → B full pixels)
     pairs = [(1.0, f) for f in pyramid] + [(f, 1.0) for f in pyramid if abs(f - 1.0) > 1e-6]
     for fa, fb in pairs:
-        level_a = _level(rgb_a, fa, extractor, cfg, cache_a)
-        level_b = _level(rgb_b, fb, extractor, cfg, cache_b)
+        level_a = _level(rgb_a, fa, extractor, cfg, cache_a, None if dense is None else dense[0])
+        level_b = _level(rgb_b, fb, extractor, cfg, cache_b, None if dense is None else dense[1])
         for forward in (True, False):
             src, dst = (level_a, level_b) if forward else (level_b, level_a)
             fit = _fit(src, dst, cfg, must_beat=0 if best is None else best[0])

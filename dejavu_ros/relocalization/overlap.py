@@ -61,12 +61,14 @@ def estimate_overlap(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: Dejav
     (head only) or ``auto`` (matches where the views share structure, else the dense search where
     its margin reaches ``MIN_MARGIN``, else boxes). Without a result: overlaps 0, scale unknown (nan).
     """
+    # both searches start from the views' full-size DVF maps: made once
+    maps = (extractor.extract(rgb_a), extractor.extract(rgb_b)) if method in ("auto", "matches", "dense") else None
     if method in ("auto", "matches"):
-        found = match_views(rgb_a, rgb_b, extractor, cfg.matching)
+        found = match_views(rgb_a, rgb_b, extractor, cfg.matching, dense=maps)
         if found is not None:
             return found
     if method in ("auto", "dense"):
-        found = dense_views(rgb_a, rgb_b, extractor)
+        found = dense_views(rgb_a, rgb_b, extractor, dense=maps)
         if found is not None and (method == "dense" or found.margin >= MIN_MARGIN):
             return found  # auto takes the dense answer only when it is sure (forced: always)
     if method in ("auto", "boxes") and head is not None:
