@@ -19,7 +19,10 @@ Every matcher's matches go through the engine's RANSAC
 ``--zoom Z`` shows the query Z× nearer than the keyframe (Z < 1: farther; the keyframe is zoomed
 instead), both about the image centre, so a match is correct when the query pixel lies within the
 tolerance of the keyframe pixel's zoomed position. ``--head [HEAD]`` adds ``dvf_head``: the dense
-search from the keypoint head's keypoints instead of Shi-Tomasi's (``matching.keypoints: dvf_head``). ``--scales 1,0.7,1.4`` adds ``dvf_pyramid``:
+search from the keypoint head's keypoints instead of Shi-Tomasi's (``matching.keypoints: dvf_head``),
+``dvf_head+sift``, and ``refine``: what the engine publishes for a trusted place with
+``matching.refine: dvf_head+sift`` (``dvf_dense``'s fit refined with the head's and SIFT's matches
+when the refined fit keeps most of its inliers; ``refine_kept`` counts the pairs where it did). ``--scales 1,0.7,1.4`` adds ``dvf_pyramid``:
 the dense search over the query's DVF maps at those scales (``matching.query_scales``).
 ``--scale-search`` adds ``dvf_scale_search``: the dense search at 1 and at the scale the dense scale
 search finds between the keyframe's thumbnail and the query (``matching.scale_search``).
@@ -51,6 +54,7 @@ from dejavu_ros.io.images import read_rgb
 from dejavu_ros.map.thumbnail import decode_thumbnail, make_thumbnail
 from dejavu_ros.matching import MatchingConfig, corner_features, detect_corners, match_to_keyframe, verify
 from dejavu_ros.matching.matches import Matches
+from dejavu_ros.matching.refine import refine_verification
 from dejavu_ros.matching.sift import match_sift, sift_features
 from dejavu_ros.relocalization.frame import FrameFeatures
 from dejavu_ros.training.keypoint_head import centre_crop, mean_grey
@@ -137,16 +141,31 @@ def all_matches(fe: FeatureExtractor, query: np.ndarray, keyframe: np.ndarray, c
     return out
 
 
+def verified(matches: dict[str, Matches], cfg: MatchingConfig, refined: list[bool], **camera) -> dict:
+    """RANSAC of every method's matches; with the head's, also ``refine``: what the engine publishes for
+    a trusted place with ``matching.refine: dvf_head+sift`` — the default's verification refined by one
+    more RANSAC with the head's and SIFT's matches, kept when it agrees (``refined`` records whether)."""
+    found = {name: verify(m, cfg, **camera) for name, m in matches.items()}
+    if "dvf_head" in matches:
+        refinement = refine_verification(found["dvf_dense"], [Matches.concat([matches["dvf_head"], matches["sift"]])],
+                                         cfg, **camera)
+        found["refine"] = refinement.geometry if refinement.accepted else found["dvf_dense"]
+        refined.append(refinement.accepted)
+    return found
+
+
 def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) -> dict:
     per = {m: [] for m in methods(args)}
     found = []  # the query scale the scale search chose per pair
+    refined: list[bool] = []  # per pair: the refined fit was kept (matching.refine)
     for query_path, keyframe_path in pairs:
         query, keyframe = centre_crop(read_rgb(query_path)), centre_crop(read_rgb(keyframe_path))
         query = zoom_about_centre(query, args.zoom)
         keyframe = zoom_about_centre(keyframe, 1.0 / args.zoom)
         size = (query.shape[1], query.shape[0])
-        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales, args.head, args.scale_search).items():
-            geo = verify(matches, cfg, query_size=size)
+        matches_by_name = all_matches(fe, query, keyframe, cfg, args.scales, args.head, args.scale_search)
+        for name, geo in verified(matches_by_name, cfg, refined, query_size=size).items():
+            matches = geo.matches
             inl = geo.inliers
             expected = zoomed_position(inl.map_xy, size, args.zoom)
             ok = np.all(np.abs(inl.query_xy - expected) <= args.tolerance, axis=1) if len(inl) else np.zeros(0, bool)
@@ -154,6 +173,8 @@ def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) ->
             if name == "dvf_scale_search":
                 found.append(matches.counts.get("scale"))
     out = {"pairs": [[q.name, k.name] for q, k in pairs]}
+    if refined:
+        out["refine_kept"] = int(sum(refined))
     if args.scale_search:
         out["scale_search_found"] = [None if f is None else round(f, 3) for f in found]
     for name, rows in per.items():
@@ -167,7 +188,7 @@ def run_webcam(fe, pairs: list[tuple[Path, Path]], cfg: MatchingConfig, args) ->
 
 def methods(args) -> tuple[str, ...]:
     return (METHODS + (("dvf_pyramid",) if args.scales else ()) + (("dvf_scale_search",) if args.scale_search else ())
-            + (("dvf_head", "dvf_head+sift") if args.head is not None else ()))
+            + (("dvf_head", "dvf_head+sift", "refine") if args.head is not None else ()))
 
 
 def run_tum(fe, data: Path, cfg: MatchingConfig, args) -> dict:
@@ -175,9 +196,8 @@ def run_tum(fe, data: Path, cfg: MatchingConfig, args) -> dict:
     rows = {m: [] for m in methods(args)}
     for a, b in zip(paths[:-2], paths[2:]):
         query, keyframe = read_rgb(a), read_rgb(b)
-        found = {}
-        for name, matches in all_matches(fe, query, keyframe, cfg, args.scales, args.head, args.scale_search).items():
-            found[name] = verify(matches, cfg, K_query=TUM_CAMERA, K_map=TUM_CAMERA.k)
+        found = verified(all_matches(fe, query, keyframe, cfg, args.scales, args.head, args.scale_search), cfg, [],
+                         K_query=TUM_CAMERA, K_map=TUM_CAMERA.k)
         reference = found["sift"].rotation
         for name, geo in found.items():
             angle = (float(np.degrees(Rotation.from_matrix(geo.rotation @ reference.T).magnitude()))

@@ -475,7 +475,7 @@ def test_sift_features_round_trip_in_their_own_table(tmp_path, rng):
     path = tmp_path / "sift.db"
     with KeyframeMap.create(path, FP, 10) as m:
         plain_id = m.append(plain)  # a map starts without the SIFT table...
-        assert not m._has_sift_table()
+        assert not m._has_table("keyframe_sift")
         sift_id = m.append(with_sift)  # ...and gets it with the first keyframe that has SIFT features
     with KeyframeMap.open(path) as m:
         back = m.get(sift_id)
@@ -487,3 +487,37 @@ def test_sift_features_round_trip_in_their_own_table(tmp_path, rng):
     bad.sift_keypoints = np.zeros((3, 2), np.float32)
     with KeyframeMap.open(path, mode="rw") as m, pytest.raises(InvalidKeyframeError, match="sift_keypoints"):
         m.append(bad)  # descriptors missing
+
+
+@pytest.mark.parametrize("with_points", [True, False])
+def test_head_keypoints_round_trip_in_their_own_table_and_iteration_reads_them(tmp_path, rng, with_points):
+    kf = small_kf(rng)
+    kf.head_keypoints = rng.uniform(0, 150, (25, 2)).astype(np.float32)
+    kf.head_descriptors = rng.standard_normal((25, 10)).astype(np.float16)
+    kf.head_points3d = rng.uniform(1, 5, (25, 3)).astype(np.float32) if with_points else None
+    path = tmp_path / "head.db"
+    with KeyframeMap.create(path, FP, 10) as m:
+        plain_id = m.append(small_kf(rng))
+        assert not m._has_table("keyframe_head")
+        head_id = m.append(kf)
+    with KeyframeMap.open(path) as m:
+        back = m.get(head_id)
+        np.testing.assert_array_equal(back.head_keypoints, kf.head_keypoints)
+        np.testing.assert_array_equal(back.head_descriptors, kf.head_descriptors)
+        assert (back.head_points3d is None) == (not with_points)
+        if with_points:
+            np.testing.assert_array_equal(back.head_points3d, kf.head_points3d)
+        assert m.get(plain_id).head_keypoints is None
+        by_id = {k.id: k for k in m}  # a map copied by iteration keeps the optional sets
+        np.testing.assert_array_equal(by_id[head_id].head_keypoints, kf.head_keypoints)
+    for field, value, words in (("head_descriptors", np.zeros((25, 9), np.float16), "descriptor_dim is 10"),
+                                ("head_descriptors", np.zeros((24, 10), np.float16), "24 rows for 25 keypoints"),
+                                ("head_descriptors", None, "come together"),
+                                ("head_points3d", np.full((25, 3), np.inf, np.float32), "contains Inf")):
+        bad = small_kf(rng)
+        bad.head_keypoints, bad.head_descriptors = kf.head_keypoints, kf.head_descriptors
+        setattr(bad, field, value)
+        with KeyframeMap.open(path, mode="rw") as m, pytest.raises(InvalidKeyframeError, match=words):
+            m.append(bad)
+    with KeyframeMap.open(path) as m:
+        assert len(m) == 2  # nothing of the refused keyframes was written

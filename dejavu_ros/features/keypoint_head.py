@@ -114,9 +114,30 @@ def check_keypoint_head(cfg, extractor) -> None:
 
     Load the keypoint head now (a bad path fails at start, not at the first keyframe) and warn
     when it was trained on another DVF model: its scores only mean something on that map. The
-    file is read once per process, and the check is made once per head and model."""
+    file is read once per process, and the check is made once per head and model. A head made for
+    another descriptor size is an error for ``matching.keypoints: dvf_head``; for ``matching.refine``
+    only a warning (keyframes are then mapped without head keypoints, :func:`head_fits`)."""
     if cfg.keypoints == "dvf_head":
         _check(str(resolve_head_path(cfg.keypoint_head)), extractor.descriptor_dim, extractor.fingerprint)
+    elif "dvf_head" in cfg.refine and head_fits(cfg, extractor.descriptor_dim):
+        _check(str(resolve_head_path(cfg.keypoint_head)), extractor.descriptor_dim, extractor.fingerprint)
+
+
+def head_fits(cfg, descriptor_dim: int) -> bool:
+    """Does ``cfg.keypoint_head`` read ``descriptor_dim``-dimensional maps? Warns once per head and size
+    when not (``matching.refine`` then maps keyframes without head keypoints)."""
+    return _fits(str(resolve_head_path(cfg.keypoint_head)), int(descriptor_dim))
+
+
+@lru_cache(maxsize=8)
+def _fits(path: str, descriptor_dim: int) -> bool:
+    head = _load_cached(path)[0]
+    if head.descriptor_dim == descriptor_dim:
+        return True
+    warnings.warn(f"matching.refine: the keypoint head {path} reads {head.descriptor_dim}-dimensional descriptors, "
+                  f"the model has {descriptor_dim}: keyframes are mapped without head keypoints (train a head for "
+                  "this model with dejavu-ros train-keypoints)", stacklevel=3)
+    return False
 
 
 @lru_cache(maxsize=8)
@@ -125,8 +146,10 @@ def _check(path: str, descriptor_dim: int, fingerprint: str) -> None:
     if head.descriptor_dim != descriptor_dim:
         raise KeypointHeadError(f"matching.keypoint_head {path}: made for {head.descriptor_dim}-dimensional "
                                 f"descriptors, the model has {descriptor_dim}; train a head for this model "
-                                "(dejavu-ros train-keypoints) or set matching.keypoints shi_tomasi")
+                                "(dejavu-ros train-keypoints) or set matching.keypoints shi_tomasi and "
+                                "matching.refine off")
     if meta.get("backbone_fingerprint") not in (None, fingerprint):
         warnings.warn(f"matching.keypoint_head was trained on DVF model {meta['backbone_fingerprint']}, the loaded "
                       f"model is {fingerprint}: keypoints may be poor (retrain it with dejavu-ros "
-                      "train-keypoints, or set matching.keypoints shi_tomasi)", stacklevel=4)
+                      "train-keypoints, or set matching.keypoints shi_tomasi and matching.refine off)",
+                      stacklevel=4)

@@ -14,7 +14,9 @@ class Keyframe:
     ``image_size``; ``points3d`` (optional) are the same corners in the keyframe's camera frame
     (metres, NaN where depth was unknown); ``sift_keypoints`` / ``sift_descriptors`` (optional) are
     OpenCV SIFT features in the same pixels, stored when the map is built for ``matching.method``
-    sift or dvf+sift.
+    sift or dvf+sift or for ``matching.refine``; ``head_keypoints`` / ``head_descriptors`` /
+    ``head_points3d`` (optional) are the keypoint head's keypoints of the same image, stored for
+    ``matching.refine`` (the pose's matches; ``keypoints`` stay what the trust evidence verifies).
     """
 
     stamp: float
@@ -33,5 +35,8 @@ class Keyframe:
     thumbnail: bytes = b""  # JPEG
     sift_keypoints: np.ndarray | None = None  # (S, 2) float32
     sift_descriptors: np.ndarray | None = None  # (S, 128) uint8
+    head_keypoints: np.ndarray | None = None  # (H, 2) float32
+    head_descriptors: np.ndarray | None = None  # (H, n) float16
+    head_points3d: np.ndarray | None = None  # (H, 3) float32
     id: int | None = None
     extra: dict = field(default_factory=dict)

@@ -17,14 +17,13 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .arrays import blob_layout, decode_array
+from .arrays import blob_layout
 from .compatibility import check_compatible, read_meta
 from .errors import InvalidKeyframeError, KeyframeNotFoundError, MapError
 from .keyframe import Keyframe
 from .sqlite_file import check_sqlite_file, connect, journal_path, move_no_clobber
-from .tables import (APPLICATION_ID, CREATE_INDEX_SQL, CREATE_SIFT_SQL, CREATE_STATEMENTS, INSERT_DATA_SQL, INSERT_INDEX_SQL,
-                     INSERT_SIFT_SQL, SCHEMA_VERSION, SELECT_SIFT_SQL, SELECT_SQL, keyframe_to_rows, row_to_keyframe,
-                     sift_row)
+from .tables import (APPLICATION_ID, CREATE_INDEX_SQL, CREATE_STATEMENTS, FEATURE_SETS, INSERT_DATA_SQL,
+                     INSERT_INDEX_SQL, SCHEMA_VERSION, SELECT_SQL, keyframe_to_rows, row_to_keyframe)
 from .validation import validate_keyframe
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -215,10 +214,11 @@ class KeyframeMap:
                 for (index_row, data_row), kf in zip(rows, clean):
                     ids.append(int(conn.execute(INSERT_INDEX_SQL, index_row).lastrowid))
                     conn.execute(INSERT_DATA_SQL, (ids[-1], *data_row))
-                    sift = sift_row(kf)
-                    if sift is not None:
-                        conn.execute(CREATE_SIFT_SQL)
-                        conn.execute(INSERT_SIFT_SQL, (ids[-1], *sift))
+                    for feature_set in FEATURE_SETS:
+                        row = feature_set.row(kf)
+                        if row is not None:
+                            conn.execute(feature_set.create_sql)
+                            conn.execute(feature_set.insert_sql, (ids[-1], *row))
                 conn.execute("UPDATE meta SET value = ? WHERE key = ?", (_now(), "updated"))
                 conn.execute("COMMIT")
             except BaseException:
@@ -253,14 +253,14 @@ class KeyframeMap:
             if row is None:
                 raise KeyframeNotFoundError(f"{self._path}: no keyframe with id {kf_id}")
             kf = row_to_keyframe(row, str(self._path))
-            self._read_sift(kf)
+            self._read_feature_sets(kf)
             return kf
 
     def load_search_index(self, name: str = "faiss") -> tuple[int, bytes] | None:
         """(keyframes covered, serialised index) stored with the map, or None."""
         with self._locked("read the search index of"):
             conn = self._connection()
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_index'").fetchone() is None:
+            if not self._has_table("search_index"):
                 return None
             row = conn.execute("SELECT covers, data FROM search_index WHERE name = ?", (name,)).fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]))
@@ -281,19 +281,18 @@ class KeyframeMap:
                     conn.execute("ROLLBACK")
                 raise
 
-    def _read_sift(self, kf: Keyframe) -> None:
-        """Fill ``kf.sift_*`` from the optional SIFT table (nothing when the map has none)."""
-        if not self._has_sift_table():
-            return
-        row = self._connection().execute(SELECT_SIFT_SQL, (int(kf.id),)).fetchone()
-        if row is not None:
-            where = f"{self._path} keyframe {kf.id}"
-            kf.sift_keypoints = decode_array(row[0], f"{where} sift_keypoints")
-            kf.sift_descriptors = decode_array(row[1], f"{where} sift_descriptors")
+    def _read_feature_sets(self, kf: Keyframe) -> None:
+        """Fill ``kf``'s optional feature sets (SIFT, head keypoints) from their tables, where the map has them."""
+        conn = self._connection()
+        for feature_set in FEATURE_SETS:
+            if self._has_table(feature_set.table):
+                row = conn.execute(feature_set.select_sql, (int(kf.id),)).fetchone()
+                if row is not None:
+                    feature_set.fill(kf, row, f"{self._path} keyframe {kf.id}")
 
-    def _has_sift_table(self) -> bool:
+    def _has_table(self, name: str) -> bool:
         found = self._connection().execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'keyframe_sift'").fetchone()
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
         return found is not None
 
     def __iter__(self) -> Iterator[Keyframe]:
@@ -304,6 +303,8 @@ class KeyframeMap:
                 rows = self._connection().execute(f"{SELECT_SQL} WHERE k.id > ? ORDER BY k.id LIMIT ?",
                                                   (last, _ITER_BATCH)).fetchall()
                 batch = [row_to_keyframe(r, str(self._path)) for r in rows]
+                for kf in batch:
+                    self._read_feature_sets(kf)
             if not batch:
                 return
             yield from batch

@@ -12,9 +12,11 @@ Layout (schema version 1):
   3-D points, thumbnail), same id, read only for the shortlist or one keyframe at a time.
 * ``search_index`` (optional): a serialised FAISS shortlist index of large maps, with the number of
   keyframes (in id order) it covers.
-* ``keyframe_sift`` (optional, created with the first keyframe that has SIFT features): SIFT
-  keypoints and descriptors, same id. Maps without it read as before; readers that predate it
-  ignore it.
+* optional feature sets, each in its own table created with the first keyframe that has it, same
+  id (:data:`FEATURE_SETS`): ``keyframe_sift`` (SIFT keypoints and descriptors) and
+  ``keyframe_head`` (the keypoint head's keypoints, their DVF descriptors and 3-D points), stored
+  when the map is built for a ``matching.method`` or ``matching.refine`` that uses them. Maps
+  without them read as before; readers that predate them ignore them.
 
 Arrays are BLOBs written by :mod:`.arrays` (raw bytes + dtype/shape header, never pickle).
 ``PRAGMA application_id`` marks the file as a dejavu_ros map.
@@ -22,6 +24,7 @@ Arrays are BLOBs written by :mod:`.arrays` (raw bytes + dtype/shape header, neve
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,23 +59,50 @@ CREATE_STATEMENTS = (
 #: Storage dtype of each array field (fp16 for the dense grid and the sparse descriptors).
 ARRAY_DTYPES = {"covariance": "<f8", "camera_k": "<f8", "global_desc": "<f4", "grid": "<f2",
                 "keypoints": "<f4", "descriptors": "<f2", "points3d": "<f4"}
-SIFT_DTYPES = {"sift_keypoints": "<f4", "sift_descriptors": "|u1"}
 
 
-def sift_row(kf: Keyframe) -> tuple | None:
-    """Bound parameters (less the id) of :data:`INSERT_SIFT_SQL`, or None without SIFT features."""
-    if kf.sift_keypoints is None:
-        return None
-    return (encode_array(kf.sift_keypoints, SIFT_DTYPES["sift_keypoints"]),
-            encode_array(kf.sift_descriptors, SIFT_DTYPES["sift_descriptors"]))
+@dataclass(frozen=True)
+class FeatureSet:
+    """An optional per-keyframe feature set in its own table: Keyframe fields, their storage dtypes and
+    the table's statements (literal SQL: names are never spliced in); the first field is required
+    (it says whether the keyframe has the set)."""
+
+    table: str
+    fields: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    create_sql: str
+    insert_sql: str
+    select_sql: str
+
+    def row(self, kf: Keyframe) -> tuple | None:
+        """Bound parameters (less the id) of :attr:`insert_sql`, or None when ``kf`` lacks the set."""
+        if getattr(kf, self.fields[0]) is None:
+            return None
+        return tuple(None if getattr(kf, f) is None else encode_array(getattr(kf, f), dt)
+                     for f, dt in zip(self.fields, self.dtypes))
+
+    def fill(self, kf: Keyframe, row: tuple, where: str) -> None:
+        """Set ``kf``'s fields from a :attr:`select_sql` row."""
+        for f, blob in zip(self.fields, row):
+            setattr(kf, f, decode_optional(blob, f"{where} {f}"))
+
+
+FEATURE_SETS = (
+    FeatureSet("keyframe_sift", ("sift_keypoints", "sift_descriptors"), ("<f4", "|u1"),
+               "CREATE TABLE IF NOT EXISTS keyframe_sift (id INTEGER PRIMARY KEY REFERENCES keyframes (id) "
+               "ON DELETE CASCADE, keypoints BLOB NOT NULL, descriptors BLOB NOT NULL)",
+               "INSERT INTO keyframe_sift (id, keypoints, descriptors) VALUES (?, ?, ?)",
+               "SELECT keypoints, descriptors FROM keyframe_sift WHERE id = ?"),
+    FeatureSet("keyframe_head", ("head_keypoints", "head_descriptors", "head_points3d"), ("<f4", "<f2", "<f4"),
+               "CREATE TABLE IF NOT EXISTS keyframe_head (id INTEGER PRIMARY KEY REFERENCES keyframes (id) "
+               "ON DELETE CASCADE, keypoints BLOB NOT NULL, descriptors BLOB NOT NULL, points3d BLOB)",
+               "INSERT INTO keyframe_head (id, keypoints, descriptors, points3d) VALUES (?, ?, ?, ?)",
+               "SELECT keypoints, descriptors, points3d FROM keyframe_head WHERE id = ?"),
+)
 
 TABLES = ("meta", "keyframes", "keyframe_data")
 CREATE_INDEX_SQL = ("CREATE TABLE IF NOT EXISTS search_index (name TEXT PRIMARY KEY NOT NULL, "
                     "covers INTEGER NOT NULL, data BLOB NOT NULL)")
-CREATE_SIFT_SQL = ("CREATE TABLE IF NOT EXISTS keyframe_sift (id INTEGER PRIMARY KEY REFERENCES keyframes (id) "
-                   "ON DELETE CASCADE, keypoints BLOB NOT NULL, descriptors BLOB NOT NULL)")
-INSERT_SIFT_SQL = "INSERT INTO keyframe_sift (id, keypoints, descriptors) VALUES (?, ?, ?)"
-SELECT_SIFT_SQL = "SELECT keypoints, descriptors FROM keyframe_sift WHERE id = ?"
 _INDEX_COLUMNS = ("stamp", "frame_id", "source", "px", "py", "pz", "qx", "qy", "qz", "qw", "image_width",
                   "image_height", "extra", "covariance", "camera_k", "global_desc")
 _DATA_COLUMNS = ("grid", "keypoints", "descriptors", "points3d", "thumbnail")

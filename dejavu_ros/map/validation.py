@@ -73,19 +73,13 @@ def validate_keyframe(kf: Keyframe, descriptor_dim: int, global_dim: int | None,
                             f"{descriptor_dim}")
     if grid.shape[1] == 0 or grid.shape[2] == 0:
         raise _fail("grid", "is empty")
-    keypoints = _array(kf.keypoints, "keypoints", (None, 2), np.float32)
-    count = keypoints.shape[0]
-    descriptors = _array(kf.descriptors, "descriptors", (None, None), np.float16)
-    if descriptors.shape[1] != descriptor_dim:
-        raise _fail("descriptors", f"have dimension {descriptors.shape[1]}, the map's descriptor_dim "
-                                   f"is {descriptor_dim}")
-    if descriptors.shape[0] != count:
-        raise _fail("descriptors", f"{descriptors.shape[0]} rows for {count} keypoints")
-    points3d = None
-    if kf.points3d is not None:  # NaN marks a corner without depth
-        points3d = _array(kf.points3d, "points3d", (count, 3), np.float32, finite=False)
-        if np.any(np.isinf(points3d)):
-            raise _fail("points3d", "contains Inf (use NaN for unknown depth)")
+    keypoints, descriptors, points3d = _keypoint_set(kf.keypoints, kf.descriptors, kf.points3d, "",
+                                                     descriptor_dim)
+    head = (None, None, None)
+    if (kf.head_keypoints is None) != (kf.head_descriptors is None):
+        raise _fail("head_keypoints", "head keypoints and descriptors come together")
+    if kf.head_keypoints is not None:
+        head = _keypoint_set(kf.head_keypoints, kf.head_descriptors, kf.head_points3d, "head_", descriptor_dim)
     camera_k = None
     if kf.camera_k is not None:
         camera_k = _array(kf.camera_k, "camera_k", (3, 3), np.float64)
@@ -119,4 +113,23 @@ def validate_keyframe(kf: Keyframe, descriptor_dim: int, global_dim: int | None,
         kf, stamp=stamp, position=position, orientation=orientation, covariance=covariance,
         global_desc=global_desc, grid=grid, keypoints=keypoints, descriptors=descriptors,
         points3d=points3d, camera_k=camera_k, image_size=(width, height), thumbnail=thumbnail,
-        frame_id=kf_frame, id=None, extra=dict(kf.extra), sift_keypoints=sift_xy, sift_descriptors=sift_desc)
+        frame_id=kf_frame, id=None, extra=dict(kf.extra), sift_keypoints=sift_xy, sift_descriptors=sift_desc,
+        head_keypoints=head[0], head_descriptors=head[1], head_points3d=head[2])
+
+
+def _keypoint_set(xy, desc, points, prefix: str, descriptor_dim: int):
+    """(keypoints, descriptors, points3d) of one keypoint set checked against each other and the map."""
+    keypoints = _array(xy, f"{prefix}keypoints", (None, 2), np.float32)
+    count = keypoints.shape[0]
+    descriptors = _array(desc, f"{prefix}descriptors", (None, None), np.float16)
+    if descriptors.shape[1] != descriptor_dim:
+        raise _fail(f"{prefix}descriptors", f"have dimension {descriptors.shape[1]}, the map's descriptor_dim "
+                                            f"is {descriptor_dim}")
+    if descriptors.shape[0] != count:
+        raise _fail(f"{prefix}descriptors", f"{descriptors.shape[0]} rows for {count} keypoints")
+    points3d = None
+    if points is not None:  # NaN marks a corner without depth
+        points3d = _array(points, f"{prefix}points3d", (count, 3), np.float32, finite=False)
+        if np.any(np.isinf(points3d)):
+            raise _fail(f"{prefix}points3d", "contains Inf (use NaN for unknown depth)")
+    return keypoints, descriptors, points3d

@@ -23,6 +23,12 @@ class MatchingConfig:
     keypoints: str = param("shi_tomasi", "Keyframe keypoints: shi_tomasi (intensity corners, the paper's "
                            "matcher) or dvf_head (maxima of the keypoint head's matchability on the DVF map, "
                            "trained for day/night; used when a map is built)", choices=("shi_tomasi", "dvf_head"))
+    refine: str = param("dvf_head+sift", "Published matches and pose of a trusted keyframe: off = the verification's own "
+                        "inliers; dvf_head+sift = one more RANSAC over those inliers, the keypoint head's DVF matches "
+                        "and SIFT matches, kept when it keeps most of the verification's inliers (the trust "
+                        "decision is unchanged: it always weighs the verification above; the map must be built "
+                        "with this setting to store head keypoints and SIFT)",
+                        choices=("off", "dvf_head+sift"), dynamic=True)
     keypoint_head: str = param("", "Keypoint head weights (safetensors); empty = the shipped "
                                "models/keypoint_head.safetensors")
     keypoint_threshold: float = param(0.05, "dvf_head: lowest matchability kept as a keypoint", low=0.0,

@@ -32,10 +32,8 @@ from ..map.keyframe import Keyframe
 from ..map.selection import KeyframeSelector
 from ..map.store import KeyframeMap
 from ..map.thumbnail import decode_thumbnail
-from ..matching.matches import Matches
-from ..matching.pipeline import corner_features, match_to_keyframe
-from ..matching.sift import match_sift, sift_features, uses_dvf, uses_sift
-from ..matching.verification import GeometricVerification, verify
+from ..matching.pipeline import corner_features
+from ..matching.verification import GeometricVerification
 from ..similarity.cx import contextual_similarity
 from ..similarity.faiss_index import shortlist_rows
 from ..similarity.global_descriptor import shortlist
@@ -43,6 +41,7 @@ from ..similarity.grid import extend_rows
 from ..similarity.prerank import CoarseCX
 from . import trust
 from .frame import FrameFeatures, describe, usable_camera
+from .keyframe_matching import refine_keyframe, verify_keyframe
 from .mapping import MappingMode, open_map
 from .overlap import box_overlaps, embed_grids, load_box_head
 from .pose import estimate_pose, pose_anchor
@@ -89,6 +88,7 @@ class RelocalizationEngine(MappingMode):
         self._lock = threading.RLock()
         self._selector = KeyframeSelector(cfg.keyframes)
         self._traversal: int | None = None  # this mapping session's traversal id (set at its first keyframe)
+        self._warned_refine = False  # matching.refine on a map without its features: said once
         self._new_route_state()
         self._load_tensors()
 
@@ -363,44 +363,42 @@ class RelocalizationEngine(MappingMode):
         else:
             anchor = pose_anchor(best, near, checked, confidence, cfg.trust.min_confidence)
             geo, kf = checked[anchor]
+            points, refinement = kf.points3d, None
+            if cfg.matching.refine != "off":
+                refinement, points = self._refine(frame, camera, geo, kf)
+                if refinement is not None and refinement.accepted:
+                    geo = refinement.geometry
+                else:
+                    points = kf.points3d
             result.verification = geo.to_verification(int(kf.id))
+            if refinement is not None:
+                result.verification.stats.update(refinement.stats())
             result.status = Status.RELOCALIZED
             result.pose = estimate_pose(geo, kf, camera, cfg.matching, result.confidence,
                                         min(self._keyframe_spacing(int(rows[anchor])), cfg.trust.place_radius_m),
-                                        cfg.trust.place_radius_m)
+                                        cfg.trust.place_radius_m, points3d=points)
 
     def _verify(self, frame: FrameFeatures, camera: CameraIntrinsics | None, rows: np.ndarray,
                 which: list[int]) -> dict[int, tuple[GeometricVerification, Keyframe]]:
         """Sparse matching + RANSAC of candidates ``which`` (indices into ``rows``), in original pixels."""
         cfg = self.cfg.matching
         query_xy = corner_features(frame.rgb, frame.dense, cfg)[0] if cfg.direction == "corners" else None
-        query_sift = sift_features(frame.rgb, cfg.max_corners) if uses_sift(cfg) else None
         out = {}
         for k in which:
             kf = self.map.get(int(self._ids[rows[k]]))
-            parts = []
-            if uses_dvf(cfg) or kf.sift_keypoints is None:  # a keyframe mapped without SIFT falls back on DVF
-                maps = frame.pyramid(self.extractor, self._query_scales(frame, kf)) if cfg.direction == "dense" \
-                    else [frame.dense]
-                parts.append(Matches.best_of_scales([
-                    match_to_keyframe(dense, kf.keypoints, kf.descriptors.astype(np.float32), cfg,
-                                      query_xy=query_xy, query_image_size=frame.size) for dense in maps]))
-            if query_sift is not None and kf.sift_keypoints is not None:
-                parts.append(match_sift(*query_sift, kf.sift_keypoints, kf.sift_descriptors))
-            matches = Matches.concat(parts)
-            matches.query_xy = frame.to_original(matches.query_xy)
-            geo = verify(matches, cfg, K_query=camera, K_map=kf.camera_k, query_size=frame.original_size)
-            out[k] = (geo, kf)
+            out[k] = (verify_keyframe(frame, kf, camera, self.extractor, self.map, cfg, query_xy), kf)
         return out
 
-    def _query_scales(self, frame: FrameFeatures, kf: Keyframe) -> list[float]:
-        """``matching.query_scales``, plus the keyframe's own scale against the query when
-        ``matching.scale_search`` is on (from its thumbnail: FrameFeatures.scale_against)."""
-        scales = list(self.cfg.matching.query_scales)
-        if not self.cfg.matching.scale_search:
-            return scales
-        found = frame.scale_against(self.extractor, decode_thumbnail(self.map.load_thumbnail(int(kf.id))))
-        return scales + [found] if found is not None and all(abs(found - s) > 1e-6 for s in scales) else scales
+    def _refine(self, frame: FrameFeatures, camera: CameraIntrinsics | None, trusted: GeometricVerification,
+                kf: Keyframe):
+        """``matching.refine``'s fit of the trusted keyframe and the 3-D points it indexes (keyframe_matching.py)."""
+        refinement, points = refine_keyframe(frame, kf, camera, trusted, self.extractor, self.map, self.cfg.matching)
+        if refinement is None and not self._warned_refine:
+            log.warning("matching.refine %s: keyframe %s was mapped without its features (rebuild the map with "
+                        "this setting); publishing the trusted verification's own matches",
+                        self.cfg.matching.refine, kf.id)
+            self._warned_refine = True
+        return refinement, points
 
     def close(self) -> None:
         with self._lock:

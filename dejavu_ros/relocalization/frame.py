@@ -9,6 +9,7 @@ positions) is in the pixels of the original image, whatever size the network saw
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -18,12 +19,14 @@ import torch.nn.functional as F
 
 from ..config import DejavuConfig
 from ..features.extractor import FeatureExtractor
+from ..features.keypoint_head import head_fits
 from ..features.preprocess import check_rgb, limit_size, to_original_xy, to_resized_xy
 from ..geometry import CameraIntrinsics
 from ..map.keyframe import Keyframe
 from ..map.thumbnail import make_thumbnail
 from ..matching.dense_scale import query_scale
 from ..matching.pipeline import corner_features
+from ..matching.refine import refine_uses_head, refine_uses_sift
 from ..matching.sift import sift_features, uses_sift
 from ..similarity.global_descriptor import global_descriptor
 from ..similarity.grid import to_grid
@@ -70,6 +73,13 @@ class FrameFeatures:
                                                         else cv2.INTER_LINEAR))
             out.append(cache[s])
         return out
+
+    def sift(self, max_features: int) -> tuple[np.ndarray, np.ndarray]:
+        """SIFT keypoints (network pixels) and descriptors of the network image, made once per frame."""
+        cache = self.__dict__.setdefault("_sift", {})
+        if max_features not in cache:
+            cache[max_features] = sift_features(self.rgb, max_features)
+        return cache[max_features]
 
     def scale_against(self, extractor: FeatureExtractor, keyframe_rgb: np.ndarray | None) -> float | None:
         """The scale to search this frame at for a keyframe it shows nearer or farther, from the dense
@@ -130,14 +140,21 @@ def make_keyframe(frame: FrameFeatures, stamp: float, position, orientation, cfg
     Corners are found on the image the network saw and stored, with the intrinsics, in the
     original image's pixels (one pixel frame for everything the map and the results hold).
     """
-    net_xy, desc = corner_features(frame.rgb, frame.dense, cfg.matching)
+    match_cfg = cfg.matching
+    net_xy, desc = corner_features(frame.rgb, frame.dense, match_cfg)
     xy = frame.to_original(net_xy)
     sift_xy = sift_desc = None
-    if uses_sift(cfg.matching):
-        sift_net, sift_desc = sift_features(frame.rgb, cfg.matching.max_corners)
+    if uses_sift(match_cfg) or refine_uses_sift(match_cfg):
+        sift_net, sift_desc = frame.sift(match_cfg.max_corners)
         sift_xy = frame.to_original(sift_net)
     cam = usable_camera(camera)
-    points = points_from_depth(xy, depth, cam) if depth is not None and cam is not None else None
+    with_depth = depth is not None and cam is not None
+    points = points_from_depth(xy, depth, cam) if with_depth else None
+    head_xy = head_desc = head_points = None
+    if refine_uses_head(match_cfg) and head_fits(match_cfg, frame.dense.shape[0]):  # matching/refine.py
+        net_head, head = corner_features(frame.rgb, frame.dense, dataclasses.replace(match_cfg, keypoints="dvf_head"))
+        head_xy, head_desc = frame.to_original(net_head), head.cpu().numpy().astype(np.float16)
+        head_points = points_from_depth(head_xy, depth, cam) if with_depth else None
     return Keyframe(
         stamp=float(stamp), position=np.asarray(position, np.float64), orientation=np.asarray(orientation, np.float64),
         global_desc=frame.global_desc.cpu().numpy().astype(np.float32),
@@ -147,4 +164,6 @@ def make_keyframe(frame: FrameFeatures, stamp: float, position, orientation, cfg
         covariance=None if covariance is None else np.asarray(covariance, np.float64).reshape(6, 6),
         points3d=points, camera_k=None if cam is None else np.asarray(cam.k, np.float64),
         thumbnail=make_thumbnail(frame.rgb, cfg.keyframes.thumbnail_side, cfg.keyframes.thumbnail_quality),
-        sift_keypoints=sift_xy, sift_descriptors=sift_desc)
+        sift_keypoints=sift_xy, sift_descriptors=sift_desc,
+        head_keypoints=None if head_xy is None else np.asarray(head_xy, np.float32), head_descriptors=head_desc,
+        head_points3d=head_points)

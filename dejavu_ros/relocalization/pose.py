@@ -39,13 +39,18 @@ MIN_CHEIRALITY = 0.8
 
 
 def estimate_pose(geo: GeometricVerification, kf: Keyframe, camera: CameraIntrinsics | None,
-                  cfg: MatchingConfig, confidence: float, spacing_m: float, place_radius_m: float) -> PoseEstimate:
-    """The best pose the evidence supports (see the module docstring)."""
+                  cfg: MatchingConfig, confidence: float, spacing_m: float, place_radius_m: float,
+                  points3d: np.ndarray | None = None) -> PoseEstimate:
+    """The best pose the evidence supports (see the module docstring).
+
+    ``points3d``: the 3-D points ``geo``'s ``map_idx`` refer to (default: the keyframe's corners'; a
+    refined fit's also index the head keypoints', matching/refine.py)."""
     p = float(np.clip(confidence, 0.0, 1.0))
     spacing = max(float(spacing_m), MIN_POSITION_SIGMA)
     wrong_var = max(place_radius_m, spacing) ** 2
-    if kf.points3d is not None and camera is not None:
-        pnp = estimate_pnp(geo.inliers, kf.points3d, camera, cfg)
+    points3d = kf.points3d if points3d is None else points3d
+    if points3d is not None and camera is not None:
+        pnp = estimate_pnp(geo.inliers, points3d, camera, cfg)
         if pnp.accepted:
             position, orientation, cov = pnp.in_map_frame(kf.position, kf.orientation, kf.covariance)
             cov = p * cov + (1.0 - p) * np.diag([wrong_var] * 3 + [WRONG_ROTATION_SIGMA ** 2] * 3)
