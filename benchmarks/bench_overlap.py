@@ -7,10 +7,11 @@ SOURCE.txt says where a user gets it); the demo street is generated. Pairs (deja
 overlap.py): a view A and a zoom B inside it by 1–3× (half of them swapped, so scales 1/3–3), on the
 webcams B from another frame of the camera (day ↔ night). Methods, as ``dejavu-ros overlap --method``:
 
+* ``sift``: a similarity fitted by RANSAC on OpenCV SIFT matches;
 * ``matches``: the DVF pyramid matcher (a similarity fitted by RANSAC over a 4-level scale ladder);
 * ``dense``: the dense scale search (the two DVF maps correlated over zoom and shift);
 * ``boxes``: the box-embedding head alone (what every engine candidate carries);
-* ``auto``: matches where the views share structure, else dense, else boxes (the command's default);
+* ``auto``: sift, else matches, else dense (when sure), else boxes (the command's default);
 * ``constant``: scale 1 and overlaps ½ for every pair (what knowing nothing scores).
 
 Reported per method, overall and per source: the fraction of pairs whose scale is within 25 %
@@ -39,7 +40,7 @@ def main() -> int:
     ap.add_argument("--model", default="", help="DVF weights (default: the shipped model)")
     ap.add_argument("--head", default="", help="overlap head (default: the shipped one)")
     ap.add_argument("--pairs", type=int, default=24, help="pairs per source")
-    ap.add_argument("--methods", default="constant,matches,dense,boxes,auto")
+    ap.add_argument("--methods", default="constant,sift,matches,dense,boxes,auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()

@@ -24,7 +24,7 @@ from dejavu_ros.features.overlap_head import (
 )
 from dejavu_ros.io.images import read_rgb
 from dejavu_ros.matching.dense_scale import _correlate, dense_views
-from dejavu_ros.matching.view_overlap import match_views, overlap_from_similarity
+from dejavu_ros.matching.view_overlap import match_views, overlap_from_similarity, sift_views
 from dejavu_ros.relocalization.engine import RelocalizationEngine
 from dejavu_ros.relocalization.overlap import embed_grids
 from dejavu_ros.training.overlap_head import (
@@ -105,10 +105,35 @@ def test_pyramid_matcher_finds_a_zoom_across_illumination_and_never_a_wrong_scal
     assert dark is None or dark.scale == pytest.approx(2.0, rel=0.25)
 
 
+@pytest.mark.parametrize("zoom", [1.6, 2.5])
+def test_sift_similarity_recovers_a_zoom_both_ways(tum_frame, zoom):
+    a, b = _tum_zoom(tum_frame, zoom)
+    forward, backward = sift_views(a, b), sift_views(b, a)
+    assert forward is not None and backward is not None and forward.method == "sift"
+    assert forward.scale == pytest.approx(zoom, rel=0.05) and backward.scale == pytest.approx(1 / zoom, rel=0.05)
+    assert forward.overlap_ab == pytest.approx(1 / zoom ** 2, abs=0.03) and forward.overlap_ba > 0.95
+    assert forward.inliers >= 30
+
+
+def test_sift_similarity_finds_a_zoom_of_the_darkest_frame_only_after_equalisation(monkeypatch):
+    # TILDE mexico (held out): its sunny frame against a 2× zoom of its darkest
+    folder = shared("tilde_webcam", "mexico")
+    sunny = cut(read_rgb(folder / "20130629_180216.jpg"), np.array([0.0, 0.0, 1.0, 1.0]), 320)
+    dark = cut(read_rgb(folder / "20130128_111716.jpg"), np.array([0.2, 0.2, 0.7, 0.7]), 320)
+    found = sift_views(sunny, dark)
+    assert found is not None and found.scale == pytest.approx(2.0, rel=0.05) and found.inliers >= 12
+    from dejavu_ros.matching import view_overlap
+
+    plain = view_overlap.sift_features
+    monkeypatch.setattr(view_overlap, "sift_features", lambda image, n, equalise=False: plain(image, n))
+    assert sift_views(sunny, dark) is None  # without CLAHE too few keypoints survive the dark
+
+
 def test_unrelated_views_share_nothing(tum_frame):
     other = read_rgb(shared("robotcar_dejavu_triplets", "image_anchor_0.png"))
     a, b = cut(tum_frame, np.array([0, 0, 1, 1.0]), 320), cv2.resize(other, (320, 240))
     assert match_views(a, b, trained_extractor()) is None
+    assert sift_views(a, b) is None and sift_views(b, a) is None
     # the dense search always places one map in the other; its margin says the placement is arbitrary
     assert dense_views(a, b, trained_extractor()).margin < 0.01
 
@@ -227,8 +252,11 @@ def test_overlap_command_json_and_errors(tmp_path, capsys, tum_frame):
     cv2.imwrite(str(b), cv2.cvtColor(cut(tum_frame, np.array([0.25, 0.25, 0.75, 0.75]), 640), cv2.COLOR_RGB2BGR))
     assert main(["overlap", str(a), str(b), "--json", "--head", "off"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) >= {"overlap_ab", "overlap_ba", "scale"} and out["method"] == "matches"
+    assert set(out) >= {"overlap_ab", "overlap_ba", "scale"} and out["method"] == "sift"
     assert out["scale"] == pytest.approx(2.0, rel=0.1) and out["overlap_ab"] == pytest.approx(0.25, abs=0.05)
+    assert main(["overlap", str(a), str(b), "--json", "--head", "off", "--method", "matches"]) == 0
+    forced = json.loads(capsys.readouterr().out)  # the DVF pyramid matcher agrees
+    assert forced["method"] == "matches" and forced["scale"] == pytest.approx(2.0, rel=0.1)
     (tmp_path / "bad.png").write_bytes(b"no image")
     assert main(["overlap", str(a), str(tmp_path / "bad.png")]) == 2
     assert "bad.png" in capsys.readouterr().err

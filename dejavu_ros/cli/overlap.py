@@ -1,8 +1,9 @@
 """`dejavu-ros overlap A B [--json]`: how much of image A is visible in image B, and their relative scale.
 
 Prints ``overlap_ab`` (the fraction of A's surface visible in B), ``overlap_ba`` (of B's in A) and
-``scale`` (how much larger B shows things than A: B a 2× zoom of A → 2). The DVF pyramid matcher
-answers where it finds shared structure, also between day and night (``method: matches``); otherwise
+``scale`` (how much larger B shows things than A: B a 2× zoom of A → 2). A similarity on SIFT matches
+answers where SIFT finds shared structure (``method: sift``); else the DVF pyramid matcher where it
+does, also between day and night (``method: matches``); otherwise
 the dense scale search, which correlates the two DVF maps over zoom and shift (``method: dense``;
 ``margin``: how far its best placement beats the best one more than a scale step away — below
 0.01 it is a guess). A box-embedding head trained with ``dejavu-ros train-overlap`` answers when forced, or
@@ -20,7 +21,7 @@ from ..features.config import FeatureConfig
 from .common import add_model_arguments, load_extractor
 from .errors import CliError
 
-METHODS = ("auto", "matches", "dense", "boxes")
+METHODS = ("auto", "sift", "matches", "dense", "boxes")
 
 
 def add_parser(subparsers) -> None:
@@ -32,7 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--head", default="", help="overlap head weights (.safetensors); default: models/overlap_head.safetensors "
                    "if present; 'off': none")
     p.add_argument("--method", choices=METHODS, default="auto",
-                   help="auto (matches, else dense), matches, dense or boxes (default auto)")
+                   help="auto (sift, else matches, else dense), sift, matches, dense or boxes (default auto)")
     schema.add_flag(p, "--max-side", FeatureConfig, "max_side", default=320)
     p.add_argument("--json", action="store_true", help='print {"overlap_ab": ..., "overlap_ba": ..., "scale": ...}')
     p.set_defaults(func=run)

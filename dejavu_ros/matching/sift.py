@@ -19,11 +19,19 @@ from .matches import Matches
 SIFT_RATIO = 0.8
 
 
-def sift_features(image: np.ndarray, max_features: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """(K, 2) float32 keypoint positions and (K, 128) uint8 descriptors of an RGB or grey image."""
+#: CLAHE (OpenCV) before SIFT where asked: clip limit and tiles; it lifts dark frames' texture above
+#: SIFT's contrast threshold
+CLAHE_CLIP, CLAHE_TILES = 2.0, (8, 8)
+
+
+def sift_features(image: np.ndarray, max_features: int = 500, equalise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 2) float32 keypoint positions and (K, 128) uint8 descriptors of an RGB or grey image;
+    ``equalise``: local histogram equalisation (CLAHE) of the grey image first."""
     gray = to_gray(image)
     if gray.dtype != np.uint8:
         gray = np.clip(gray, 0, 255).astype(np.uint8)
+    if equalise:
+        gray = cv2.createCLAHE(CLAHE_CLIP, CLAHE_TILES).apply(gray)
     keypoints, desc = cv2.SIFT_create(nfeatures=int(max_features)).detectAndCompute(gray, None)
     if desc is None or not keypoints:
         return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8)

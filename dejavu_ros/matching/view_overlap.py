@@ -27,6 +27,7 @@ from .config import MatchingConfig
 from .dense_matching import match_dense
 from .pipeline import corner_features
 from .sampling import sample_descriptors
+from .sift import match_sift, sift_features
 
 #: scale ladder of the pyramid (steps of 1.25: the dense search holds up to about ±12 % of scale change):
 #: A at 1 with B at each step, and B at 1 with A at each step — relative scales 1/3.3 … 3.3
@@ -58,7 +59,7 @@ class ViewOverlap:
     overlap_ba: float
     scale: float  # nan when unknown (no shared structure and no head)
     inliers: int = 0
-    method: str = "matches"  # matches | dense | boxes | none
+    method: str = "matches"  # sift | matches | dense | boxes | none
     margin: float = math.nan  # dense: how far the best placement beats those a scale step away
 
     def as_dict(self) -> dict:
@@ -143,7 +144,17 @@ def _fit(src_level, dst_level, cfg: MatchingConfig, must_beat: int = 0):
     _dense, xy, desc = src_level
     dst = dst_level[0]
     matches = match_dense(xy, desc, dst, cfg)
-    matches = matches.subset(_inside(matches.query_xy, (int(dst.shape[2]), int(dst.shape[1]))))
+    fit = _similarity(matches.subset(_inside(matches.query_xy, (int(dst.shape[2]), int(dst.shape[1])))))
+    if fit is None or fit[0] <= must_beat:
+        return None
+    if dense_agreement(src_level[0], dst, fit[1]) < AGREEMENT_MARGIN:
+        return None  # a consensus the dense maps do not confirm
+    return fit
+
+
+def _similarity(matches) -> tuple[int, np.ndarray] | None:
+    """(inliers, 2×3 similarity map_xy → query_xy) fitted by RANSAC, when ≥ MIN_INLIERS agree at ≥
+    MIN_INLIER_RATIO; else None."""
     if len(matches) < MIN_INLIERS:
         return None
     m, mask = cv2.estimateAffinePartial2D(matches.map_xy.astype(np.float32), matches.query_xy.astype(np.float32),
@@ -152,10 +163,8 @@ def _fit(src_level, dst_level, cfg: MatchingConfig, must_beat: int = 0):
     if m is None:
         return None
     n = int(mask.sum())
-    if n < MIN_INLIERS or n / len(matches) < MIN_INLIER_RATIO or n <= must_beat:
+    if n < MIN_INLIERS or n / len(matches) < MIN_INLIER_RATIO:
         return None
-    if dense_agreement(src_level[0], dst, m) < AGREEMENT_MARGIN:
-        return None  # a consensus the dense maps do not confirm
     return n, m.astype(np.float64)
 
 
@@ -189,4 +198,23 @@ def match_views(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: MatchingCo
         return None
     out = overlap_from_similarity(best[1], (rgb_a.shape[1], rgb_a.shape[0]), (rgb_b.shape[1], rgb_b.shape[0]))
     out.inliers = best[0]
+    return out
+
+
+def sift_views(rgb_a: np.ndarray, rgb_b: np.ndarray, max_features: int = 1000) -> ViewOverlap | None:
+    """Overlap and scale from OpenCV SIFT matches (on CLAHE-equalised grey images) and a similarity
+    fitted by RANSAC; None without shared structure. SIFT is scale invariant by construction, so no
+    pyramid is needed where its keypoints survive the change of condition. Accepted as the pyramid matcher's fits are (≥ MIN_INLIERS at ≥
+    MIN_INLIER_RATIO, away from the borders) but without the dense agreement test: the DVF maps of two
+    views 3× apart in scale do not agree even where the alignment is right."""
+    xy_a, desc_a = sift_features(rgb_a, max_features, equalise=True)  # CLAHE: chosen on tuning pairs, for night
+    xy_b, desc_b = sift_features(rgb_b, max_features, equalise=True)
+    matches = match_sift(xy_b, desc_b, xy_a, desc_a)  # "query" B, "map" A: map_xy in A, query_xy in B
+    keep = _inside(matches.map_xy, (rgb_a.shape[1], rgb_a.shape[0])) & \
+        _inside(matches.query_xy, (rgb_b.shape[1], rgb_b.shape[0]))
+    fit = _similarity(matches.subset(keep))
+    if fit is None:
+        return None
+    out = overlap_from_similarity(fit[1], (rgb_a.shape[1], rgb_a.shape[0]), (rgb_b.shape[1], rgb_b.shape[0]))
+    out.inliers, out.method = fit[0], "sift"
     return out

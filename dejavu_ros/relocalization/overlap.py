@@ -16,7 +16,7 @@ import torch
 from ..config import DejavuConfig
 from ..features.overlap_head import BoxHead, cached_overlap_head, resolve_overlap_head_path
 from ..matching.dense_scale import MIN_MARGIN, dense_views
-from ..matching.view_overlap import ViewOverlap, match_views
+from ..matching.view_overlap import ViewOverlap, match_views, sift_views
 from .frame import describe
 
 #: ``engine.overlap_head`` value that turns the head off
@@ -57,11 +57,17 @@ def estimate_overlap(rgb_a: np.ndarray, rgb_b: np.ndarray, extractor, cfg: Dejav
                      method: str = "auto") -> ViewOverlap:
     """Overlap of A in B, of B in A, and B's scale relative to A.
 
-    ``method``: ``matches`` (pyramid matcher only), ``dense`` (dense scale search only), ``boxes``
-    (head only) or ``auto`` (matches where the views share structure, else the dense search where
-    its margin reaches ``MIN_MARGIN``, else boxes). Without a result: overlaps 0, scale unknown (nan).
+    ``method``: ``sift`` (a similarity on OpenCV SIFT matches only), ``matches`` (the DVF pyramid matcher
+    only), ``dense`` (the dense scale search only), ``boxes`` (head only) or ``auto``: SIFT where its
+    keypoints survive, else the pyramid matcher where the DVF maps share structure (day against
+    night), else the dense search where its margin reaches ``MIN_MARGIN``, else boxes. Without a
+    result: overlaps 0, scale unknown (nan).
     """
-    # both searches start from the views' full-size DVF maps: made once
+    if method in ("auto", "sift"):
+        found = sift_views(rgb_a, rgb_b)
+        if found is not None or method == "sift":
+            return found or ViewOverlap(0.0, 0.0, math.nan, method="none")
+    # both DVF searches start from the views' full-size DVF maps: made once
     maps = (extractor.extract(rgb_a), extractor.extract(rgb_b)) if method in ("auto", "matches", "dense") else None
     if method in ("auto", "matches"):
         found = match_views(rgb_a, rgb_b, extractor, cfg.matching, dense=maps)
