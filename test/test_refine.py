@@ -126,3 +126,34 @@ def test_a_map_without_the_refine_features_publishes_the_trusted_verification(tm
     assert result.verification.num_inliers == plain.verification.num_inliers
     warnings = [r for r in caplog.records if "matching.refine" in r.getMessage()]
     assert len(warnings) == 1 and "rebuild the map" in warnings[0].getMessage()
+
+
+@pytest.mark.slow
+def test_the_refined_pnp_pose_uses_the_head_keypoints_3d_points(tmp_path):
+    """PnP over the refined fit indexes the corners' 3-D points and then the head keypoints' (SIFT has
+    none): with a constant 10 m depth of the demo street's façade, the refined PnP uses more inliers
+    and lands where the corners-only PnP does (a wrong index would scatter the head points)."""
+    from dejavu_ros.demo.run import SIDE_LOOKING, camera_intrinsics
+    from dejavu_ros.demo.world import HEIGHT, FRAME_WIDTH, make_street, render
+
+    street, cam = make_street(40.0, 7), camera_intrinsics()
+    depth = np.full((HEIGHT, FRAME_WIDTH), 10.0, np.float32)
+    poses = {}
+    for refine in ("off", "dvf_head+sift"):
+        cfg = config_for(tmp_path / f"{refine}.db")
+        cfg.matching.refine = refine
+        cfg.engine.sequence_length = 0
+        engine = RelocalizationEngine.from_config(cfg, map_mode="map", extractor=trained_extractor())
+        for x in (10.0, 16.0):
+            assert engine.add_frame(render(street, x, "day", np.random.default_rng(1)), x, [x, 0, 0], SIDE_LOOKING,
+                                    camera=cam, depth=depth).added
+        kf = engine.map.get(engine.map.ids()[0])
+        if refine != "off":
+            assert kf.head_points3d is not None and np.allclose(kf.head_points3d[:, 2], 10.0)
+        poses[refine] = engine.relocalize(render(street, 11.0, "day", np.random.default_rng(2)), 1.0, cam)
+    off, on = poses["off"], poses["dvf_head+sift"]
+    assert off.relocalized and on.relocalized and on.verification.stats["refined"] == 1.0
+    assert off.pose.source == on.pose.source == "pnp"
+    assert on.pose.inliers > off.pose.inliers  # head keypoints joined the PnP (SIFT matches cannot)
+    assert np.linalg.norm(on.pose.position - off.pose.position) < 0.2
+    assert np.linalg.norm(on.pose.position - [11.0, 0.0, 0.0]) < 2.0  # the render is not an exact pinhole

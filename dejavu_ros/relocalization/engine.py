@@ -365,11 +365,9 @@ class RelocalizationEngine(MappingMode):
             geo, kf = checked[anchor]
             points, refinement = kf.points3d, None
             if cfg.matching.refine != "off":
-                refinement, points = self._refine(frame, camera, geo, kf)
+                refinement, refined_points = self._refine(frame, camera, geo, kf)
                 if refinement is not None and refinement.accepted:
-                    geo = refinement.geometry
-                else:
-                    points = kf.points3d
+                    geo, points = refinement.geometry, refined_points
             result.verification = geo.to_verification(int(kf.id))
             if refinement is not None:
                 result.verification.stats.update(refinement.stats())
