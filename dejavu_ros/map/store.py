@@ -281,14 +281,18 @@ class KeyframeMap:
                     conn.execute("ROLLBACK")
                 raise
 
-    def _read_feature_sets(self, kf: Keyframe) -> None:
-        """Fill ``kf``'s optional feature sets (SIFT, head keypoints) from their tables, where the map has them."""
+    def _read_feature_sets(self, kf: Keyframe, present=None) -> None:
+        """Fill ``kf``'s optional feature sets (SIFT, head keypoints) from their tables, where the map has
+        them (``present``: :meth:`_present_feature_sets`, when the caller looked them up already)."""
         conn = self._connection()
-        for feature_set in FEATURE_SETS:
-            if self._has_table(feature_set.table):
-                row = conn.execute(feature_set.select_sql, (int(kf.id),)).fetchone()
-                if row is not None:
-                    feature_set.fill(kf, row, f"{self._path} keyframe {kf.id}")
+        for feature_set in self._present_feature_sets() if present is None else present:
+            row = conn.execute(feature_set.select_sql, (int(kf.id),)).fetchone()
+            if row is not None:
+                feature_set.fill(kf, row, f"{self._path} keyframe {kf.id}")
+
+    def _present_feature_sets(self) -> list:
+        """The optional feature sets this map has a table for."""
+        return [feature_set for feature_set in FEATURE_SETS if self._has_table(feature_set.table)]
 
     def _has_table(self, name: str) -> bool:
         found = self._connection().execute(
@@ -303,8 +307,9 @@ class KeyframeMap:
                 rows = self._connection().execute(f"{SELECT_SQL} WHERE k.id > ? ORDER BY k.id LIMIT ?",
                                                   (last, _ITER_BATCH)).fetchall()
                 batch = [row_to_keyframe(r, str(self._path)) for r in rows]
+                present = self._present_feature_sets()  # looked up once per batch, not per keyframe
                 for kf in batch:
-                    self._read_feature_sets(kf)
+                    self._read_feature_sets(kf, present)
             if not batch:
                 return
             yield from batch

@@ -24,11 +24,16 @@ from .frame import FrameFeatures
 def query_scales(frame: FrameFeatures, kf: Keyframe, extractor: FeatureExtractor, kmap: KeyframeMap,
                  cfg: MatchingConfig) -> list[float]:
     """``matching.query_scales``, plus the keyframe's own scale against the query when
-    ``matching.scale_search`` is on (from its thumbnail: FrameFeatures.scale_against)."""
+    ``matching.scale_search`` is on (from its thumbnail: FrameFeatures.scale_against). The search runs
+    once per frame and keyframe: the verification and the refined fit of a keyframe share it."""
     scales = list(cfg.query_scales)
     if not cfg.scale_search:
         return scales
-    found = frame.scale_against(extractor, decode_thumbnail(kmap.load_thumbnail(int(kf.id))))
+    found_by_keyframe = frame.__dict__.setdefault("_keyframe_scale", {})
+    if kf.id not in found_by_keyframe:
+        thumbnail = decode_thumbnail(kmap.load_thumbnail(int(kf.id)))
+        found_by_keyframe[kf.id] = frame.scale_against(extractor, thumbnail)
+    found = found_by_keyframe[kf.id]
     return scales + [found] if found is not None and all(abs(found - s) > 1e-6 for s in scales) else scales
 
 
