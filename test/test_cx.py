@@ -30,11 +30,38 @@ def reference_cx(source, target, offset=1.0, bandwidth=0.5):
     return sum(max(w[i][j] / sums[j] for j in cols) for i in range(len(t))) / len(t)
 
 
-@pytest.mark.parametrize("offset,bandwidth", [(1.0, 0.5), (0.5, 0.1), (2.0, 1.5)])
+@pytest.mark.parametrize("offset,bandwidth", [(1.0, 0.5), (0.5, 0.1), (2.0, 1.5), (1.0, 0.01)])
 def test_matches_literal_reference(offset, bandwidth):
     src, tgt = unit_maps(4, 3, 5, seed=1), unit_maps(4, 4, 3, seed=2)
     ours = cx_directional(as_vectors(src), as_vectors(tgt), offset, bandwidth)
     assert float(ours) == pytest.approx(reference_cx(src, tgt, offset, bandwidth), abs=1e-5)
+
+
+def near_duplicate_maps(seed):
+    """Maps whose vectors come in near-identical groups, as flat sky or road gives real DVF grids: the
+    distance to the nearest vector is ~1e-6, so most weights underflow float32."""
+    g = torch.Generator().manual_seed(seed)
+    centres = F.normalize(torch.randn(5, 6, generator=g), dim=1)
+    vectors = centres[torch.randint(0, 5, (20,), generator=g)] + 1e-3 * torch.randn(20, 6, generator=g)
+    return F.normalize(vectors, dim=1).T.reshape(6, 4, 5)
+
+
+@pytest.mark.parametrize("bandwidth", [0.5, 0.01])
+def test_underflowing_weights_match_literal_reference(bandwidth):
+    src, tgt = near_duplicate_maps(20), near_duplicate_maps(21)
+    ours = cx_directional(as_vectors(src), as_vectors(tgt), 1.0, bandwidth)
+    assert float(ours) == pytest.approx(reference_cx(src, tgt, 1.0, bandwidth), abs=1e-5)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_inference_equals_autograd_path(symmetric):
+    """In place (no autograd) and out of place (training) compute the same numbers."""
+    query = near_duplicate_maps(22)
+    keys = torch.stack([near_duplicate_maps(23), unit_maps(6, 4, 5, seed=24)])
+    with torch.inference_mode():
+        fast = contextual_similarity(query, keys, symmetric=symmetric)
+    slow = contextual_similarity(query.clone().requires_grad_(True), keys, symmetric=symmetric)
+    assert torch.allclose(fast, slow.detach(), atol=1e-6)
 
 
 def test_range_and_self_similarity_is_the_maximum():

@@ -11,18 +11,29 @@ For a source map S (vectors s_j) and a target map T (vectors t_i):
 Everything a source column needs (its min and its sum over targets) lives in that column, so
 splitting the sources into chunks and keeping a running max over them is exact. Chunk sizes come
 from a byte budget; any grid size works, one source column at a time if it must.
+
+With n ≈ 10 channels the matmul is cheap and the passes over the distance matrix are the cost, so
+the inference path makes few of them: the distances come out of one matmul of augmented vectors,
+every pass works in place in one buffer, and the symmetric CX of a pair that fits a chunk takes
+both directions from one distance matrix (benchmarks/bench_cx_authors.py).
 """
 from __future__ import annotations
 
 import torch
 
 EPS = 1e-5
+#: exponents are floored here before exp: e^-87 is about float32's smallest normal number, and an exp
+#: that underflows takes the slow path of the vector math library (7x slower on real descriptor maps)
+EXP_FLOOR = -87.0
+#: below this bandwidth the largest exponent (≥ −1/h) could reach the floor: exponents are shifted first
+MIN_UNSHIFTED_BANDWIDTH = 1.0 / 40.0
 #: float32 temporaries alive per distance-matrix element (distances, normalised, CX, autograd copy)
 _LIVE_COPIES = 4
 DEFAULT_BUDGET = 256 << 20
 #: largest chunk worked on at once, whatever the budget: chunks that stay in the CPU caches ran
-#: 9× faster than one big batch (20 pairs of 24×32 grids: 36 ms vs 333 ms, one thread)
-CHUNK_BYTES = 16 << 20
+#: 9× faster than one big batch (20 pairs of 24×32 grids: 36 ms vs 333 ms, one thread); 8 MB was
+#: faster than 4, 16 or 32 MB on the engine's grids
+CHUNK_BYTES = 8 << 20
 
 
 def as_vectors(maps: torch.Tensor) -> torch.Tensor:
@@ -33,6 +44,65 @@ def as_vectors(maps: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected B×n×h×w descriptor maps, got shape {tuple(maps.shape)}")
     b, n = maps.shape[:2]
     return maps.reshape(b, n, -1).transpose(1, 2)
+
+
+def _augmented(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s', t') with s'_j · t'_i = ||s_j||² + ||t_i||² − 2 s_j·t_i: the whole distance matrix comes out
+    of one matmul, with no broadcast additions after it (n is ~10: the matmul is cheap, passes are not)."""
+    s_sq = (source * source).sum(-1, keepdim=True)
+    t_sq = (target * target).sum(-1, keepdim=True)
+    s_aug = torch.cat([source, s_sq, torch.ones_like(s_sq)], dim=-1)
+    t_aug = torch.cat([-2.0 * target, torch.ones_like(t_sq), t_sq], dim=-1)
+    return s_aug, t_aug
+
+
+def _best_cx(dist: torch.Tensor, targets_dim: int, bandwidth: float, out: torch.Tensor | None) -> torch.Tensor:
+    """max over sources of CX_ij for every target, from clamped distances B×a×b whose targets lie along
+    ``targets_dim`` (2: rows are sources; 1: columns are).
+
+    The weights are a softmax of scale·d over the targets, scale = −1 / (h (d_min + ε)): the largest
+    exponent, scale·d_min, lies in (−1/h, 0], so no shift is needed unless h is tiny. Exponents are
+    floored at :data:`EXP_FLOOR` (weights 1e-38 of the largest change by less than that).
+    ``out``: a buffer of dist's size for the weights (``dist`` itself: in place); None under autograd."""
+    sources_dim = 3 - targets_dim
+    d_min = dist.amin(targets_dim, keepdim=True)
+    scale = (-1.0 / bandwidth) / (d_min + EPS)
+    if out is None:
+        exponent = dist * scale if bandwidth >= MIN_UNSHIFTED_BANDWIDTH else (dist - d_min) * scale
+        w = torch.exp(exponent.clamp(min=EXP_FLOOR))
+        return (w / w.sum(targets_dim, keepdim=True)).amax(sources_dim)
+    if bandwidth >= MIN_UNSHIFTED_BANDWIDTH:  # inference: every pass reuses one buffer
+        w = torch.mul(dist, scale, out=out)
+    else:
+        w = torch.sub(dist, d_min, out=out).mul_(scale)
+    w = w.clamp_(min=EXP_FLOOR).exp_()
+    return w.mul_(w.sum(targets_dim, keepdim=True).reciprocal_()).amax(sources_dim)
+
+
+def _in_place(*tensors: torch.Tensor) -> bool:
+    """In-place passes are safe unless autograd has to see the intermediate values."""
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+def _distances(s_aug: torch.Tensor, t_aug_t: torch.Tensor, buffer: torch.Tensor | None) -> torch.Tensor:
+    """Clamped squared distances, written into ``buffer`` when given: one allocation per call instead
+    of one per chunk (fresh multi-MB blocks cost a page fault per 4 kB: a quarter of the time)."""
+    if buffer is None:
+        return torch.bmm(s_aug, t_aug_t).clamp_(min=0.0)
+    out = buffer.view(-1)[:s_aug.shape[0] * s_aug.shape[1] * t_aug_t.shape[2]]
+    out = out.view(s_aug.shape[0], s_aug.shape[1], t_aug_t.shape[2])
+    return torch.bmm(s_aug, t_aug_t, out=out).clamp_(min=0.0)
+
+
+def _buffer(like: torch.Tensor, numel: int, in_place: bool) -> torch.Tensor | None:
+    return torch.empty(numel, dtype=like.dtype, device=like.device) if in_place else None
+
+
+def _chunk_elements(source: torch.Tensor, memory_budget_bytes: int, in_place: bool) -> int:
+    """Distance elements worked on at once: in place, the distance buffers are the only large
+    temporaries; under autograd every pass keeps its own copy."""
+    chunk_bytes = min(memory_budget_bytes, CHUNK_BYTES) if source.device.type == "cpu" else memory_budget_bytes
+    return max(1, chunk_bytes // ((1 if in_place else _LIVE_COPIES) * source.element_size()))
 
 
 def cx_directional(source: torch.Tensor, target: torch.Tensor, offset: float = 1.0, bandwidth: float = 0.5,
@@ -46,31 +116,49 @@ def cx_directional(source: torch.Tensor, target: torch.Tensor, offset: float = 1
     offset scales numerator and denominator alike), which is how they are computed here.
     """
     batch = max(source.shape[0], target.shape[0])
-    source = source.expand(batch, -1, -1)
-    target = target.expand(batch, -1, -1)
-    n_src, n_tgt = source.shape[1], target.shape[1]
-    s_sq = (source * source).sum(-1)[:, :, None]  # B×Ns×1
-    t_sq = (target * target).sum(-1)[:, None, :]  # B×1×Nt
-    target_t = target.transpose(1, 2)
-    chunk_bytes = min(memory_budget_bytes, CHUNK_BYTES) if source.device.type == "cpu" else memory_budget_bytes
-    elements = max(1, chunk_bytes // (_LIVE_COPIES * source.element_size()))
+    s_aug, t_aug = _augmented(source.expand(batch, -1, -1), target.expand(batch, -1, -1))
+    n_src, n_tgt = s_aug.shape[1], t_aug.shape[1]
+    t_aug_t = t_aug.transpose(1, 2)
+    in_place = _in_place(source, target)
+    elements = _chunk_elements(source, memory_budget_bytes, in_place)
     rows = max(1, elements // n_tgt)  # source rows that fit for one pair
     pairs = max(1, rows // n_src) if rows >= n_src else 1
     rows = min(rows, n_src)
+    buffer = _buffer(s_aug, min(batch, pairs) * rows * n_tgt, in_place)
     out = []
     for b0 in range(0, batch, pairs):
         b1 = min(batch, b0 + pairs)
         best = None
         for j0 in range(0, n_src, rows):
-            j1 = min(n_src, j0 + rows)
-            dist = torch.baddbmm(s_sq[b0:b1, j0:j1] + t_sq[b0:b1], source[b0:b1, j0:j1], target_t[b0:b1],
-                                 alpha=-2.0)  # B×rows×Nt
-            dist = dist.clamp(min=0.0)
-            dist = dist / (dist.amin(dim=2, keepdim=True) + EPS)
-            cx = torch.softmax(dist * (-1.0 / bandwidth), dim=2)
-            chunk_best = cx.amax(dim=1)  # best source of this chunk for every target: B×Nt
+            dist = _distances(s_aug[b0:b1, j0:j0 + rows], t_aug_t[b0:b1], buffer)  # B×rows×Nt
+            chunk_best = _best_cx(dist, 2, bandwidth, dist if in_place else None)  # best source of this chunk, every target
             best = chunk_best if best is None else torch.maximum(best, chunk_best)
         out.append(best.mean(dim=1))
+    return torch.cat(out)
+
+
+def _cx_both_directions(source: torch.Tensor, target: torch.Tensor, bandwidth: float,
+                        memory_budget_bytes: int) -> torch.Tensor | None:
+    """(CX(S, T) + CX(T, S)) / 2 from one distance matrix per pair, when whole pairs fit a chunk
+    (the engine's grids); None when they do not (each direction is then chunked on its own)."""
+    batch = max(source.shape[0], target.shape[0])
+    n_src, n_tgt = source.shape[1], target.shape[1]
+    in_place = _in_place(source, target)
+    pairs = _chunk_elements(source, memory_budget_bytes, in_place) // (2 * n_src * n_tgt)  # distances + a copy
+    if pairs < 1:
+        return None
+    s_aug, t_aug = _augmented(source.expand(batch, -1, -1), target.expand(batch, -1, -1))
+    t_aug_t = t_aug.transpose(1, 2)
+    pairs = min(pairs, batch)
+    buffer, copy = _buffer(s_aug, pairs * n_src * n_tgt, in_place), _buffer(s_aug, pairs * n_src * n_tgt, in_place)
+    out = []
+    for b0 in range(0, batch, pairs):
+        b1 = min(batch, b0 + pairs)
+        dist = _distances(s_aug[b0:b1], t_aug_t[b0:b1], buffer)  # B×Ns×Nt
+        # T's vectors as the sources first: its weights go to the second buffer, dist stays intact
+        backward = _best_cx(dist, 1, bandwidth, copy[:dist.numel()].view_as(dist) if in_place else None)
+        forward = _best_cx(dist, 2, bandwidth, dist if in_place else None)
+        out.append(0.5 * (forward.mean(dim=1) + backward.mean(dim=1)))
     return torch.cat(out)
 
 
@@ -85,10 +173,13 @@ def contextual_similarity(source: torch.Tensor, target: torch.Tensor, offset: fl
     src, tgt = as_vectors(source), as_vectors(target)
     if src.shape[-1] != tgt.shape[-1]:
         raise ValueError(f"descriptor sizes differ: {src.shape[-1]} vs {tgt.shape[-1]}")
-    forward = cx_directional(src, tgt, offset, bandwidth, memory_budget_bytes)
     if not symmetric:
-        return forward
-    return 0.5 * (forward + cx_directional(tgt, src, offset, bandwidth, memory_budget_bytes))
+        return cx_directional(src, tgt, offset, bandwidth, memory_budget_bytes)
+    both = _cx_both_directions(src, tgt, bandwidth, memory_budget_bytes)
+    if both is not None:
+        return both
+    return 0.5 * (cx_directional(src, tgt, offset, bandwidth, memory_budget_bytes)
+                  + cx_directional(tgt, src, offset, bandwidth, memory_budget_bytes))
 
 
 def cx_loss(source: torch.Tensor, target: torch.Tensor, offset: float = 1.0, bandwidth: float = 0.5,
