@@ -1,6 +1,6 @@
 """DVF inference time per frame and CX time per pair, printed as JSON.
 
-    python benchmarks/bench_features_cx.py [--device cpu|cuda] [--model PATH] [--repeats 5] [--runtimes onnxruntime openvino]
+    python benchmarks/bench_features_cx.py [--device cpu|cuda] [--model PATH] [--repeats 5] [--runtimes onnxruntime openvino torch-bf16]
 
 DVF at 256×256, 320×240 and 640×480 (the default model, and the light, mid and paper-size networks); CX per pair
 at 32×32, 64×64 and 128×128 grids, one pair and one query against 64 keyframes in a batch. ``--runtimes``
@@ -32,9 +32,12 @@ from dejavu_ros.similarity.cx import contextual_similarity  # noqa: E402
 
 def runtime_round_robin(args, rng) -> dict:
     """The default model through torch and each of ``args.runtimes``, one frame each in turn."""
-    backends = {name: FeatureExtractor.from_config(FeatureConfig(model=args.model, device="cpu", backend=name,
-                                                                 threads=args.threads))
-                for name in ("torch", *args.runtimes)}
+    def extractor(name: str) -> FeatureExtractor:
+        backend, _, precision = name.partition("-")  # torch-bf16: the torch backend under bf16 autocast
+        return FeatureExtractor.from_config(FeatureConfig(model=args.model, device="cpu", backend=backend,
+                                                          precision=precision or "fp32", threads=args.threads))
+
+    backends = {name: extractor(name) for name in ("torch", *args.runtimes)}
     out = {}
     for w, h in [(256, 256), (320, 240), (640, 480)]:
         image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
@@ -59,8 +62,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--skip-128", action="store_true", help="skip the 128×128 batched CX (slow on CPU)")
-    p.add_argument("--runtimes", nargs="*", default=[], choices=("onnxruntime", "openvino"),
-                   help="also the default model through these CPU backends, round robin with torch")
+    p.add_argument("--runtimes", nargs="*", default=[], choices=("onnxruntime", "openvino", "torch-bf16"),
+                   help="also the default model through these CPU backends (torch-bf16: torch under bf16 "
+                        "autocast), round robin with torch")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -5,6 +5,7 @@ import torch
 
 from dejavu_ros.errors import DejavuError
 from dejavu_ros.features.dvf import DVF, MIN_SIDE, DVFConfig, parameter_count
+from dejavu_ros.features.config import FeatureConfig
 from dejavu_ros.features.extractor import FeatureExtractor, resolve_device
 from dejavu_ros.features.preprocess import EXPOSURE_TARGET_MEAN, ImageError, equalise_exposure, to_tensor
 from dejavu_ros.training.augment import scale_input
@@ -142,3 +143,31 @@ def test_config_round_trip_and_unknown_fields():
     assert DVFConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown DVFConfig field"):
         DVFConfig.from_dict({"descriptor_dim": 3, "bogus": 1})
+
+
+def test_the_head_commutes_with_the_final_resize():
+    """DVF.forward applies the 1×1 head before the full-resolution resize: exact only for a linear,
+    bias-free, 1×1 head."""
+    model = DVF(DVFConfig.light()).eval()
+    assert model.head.kernel_size == (1, 1) and model.head.bias is None
+    features = torch.randn(1, model.cfg.stem_width, 17, 23)
+    with torch.no_grad():
+        late = model.head(torch.nn.functional.interpolate(features, size=(40, 52), mode="bilinear",
+                                                          align_corners=True))
+        early = torch.nn.functional.interpolate(model.head(features), size=(40, 52), mode="bilinear",
+                                                align_corners=True)
+    assert torch.allclose(late, early, atol=1e-5)
+
+
+def test_bf16_on_the_cpu_runs_in_bf16_and_keeps_the_descriptors(shared_data):
+    import cv2
+
+    path = sorted((shared_data("tilde_webcam", "mexico")).glob("*.jpg"))[0]
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    fp32 = FeatureExtractor.from_config(FeatureConfig(device="cpu"))
+    bf16 = FeatureExtractor.from_config(FeatureConfig(device="cpu", precision="bf16"))
+    a, b = fp32.extract(image, size=(320, 240)), bf16.extract(image, size=(320, 240))
+    assert b.dtype == torch.float32 and b.shape == a.shape
+    assert float((a - b).abs().max()) > 1e-4  # autocast ran: bf16 rounding shows
+    cosine = torch.nn.functional.cosine_similarity(a, b, dim=0)
+    assert float(cosine.mean()) > 0.9999 and float(cosine.quantile(0.01)) > 0.999

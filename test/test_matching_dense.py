@@ -144,3 +144,17 @@ def test_match_to_keyframe_reports_image_pixels_for_a_downscaled_query_map(scene
     assert np.all(np.isin(mc.query_xy, qxy))
     with pytest.raises(MatchingError, match="query_xy"):
         match_to_keyframe(half, xy, desc, corners)
+
+
+@pytest.mark.parametrize("h,w,stride", [(24, 32, 4), (23, 30, 4), (13, 7, 3), (5, 6, 4), (16, 16, 1)])
+def test_cell_maxima_equal_a_max_pool_of_the_full_similarity(h, w, stride):
+    """The cell maxima the coarse search ranks, partial edge cells included, against max pooling the
+    full-resolution similarity (padded with values that never win)."""
+    from dejavu_ros.matching.dense_matching import _cell_maxima, cell_layout
+
+    g = torch.Generator().manual_seed(h * w + stride)
+    dense = F.normalize(torch.randn(6, h, w, generator=g), dim=0)
+    desc = F.normalize(torch.randn(9, 6, generator=g), dim=1)
+    sim = (desc @ dense.reshape(6, -1)).view(9, 1, h, w)
+    expected = F.max_pool2d(F.pad(sim, (0, -w % stride, 0, -h % stride), value=float("-inf")), stride)
+    assert torch.equal(_cell_maxima(desc, cell_layout(dense, stride)), expected.reshape(9, -1))

@@ -12,7 +12,8 @@ class FeatureConfig:
     device: str = param("auto", "Inference device: auto, cpu, cuda or cuda:N")
     backend: str = param("torch", "Inference engine: torch, onnxruntime or openvino (both CPU; the model is "
                          "exported to ONNX when the node starts)", choices=("torch", "onnxruntime", "openvino"))
-    precision: str = param("fp32", "Inference precision; fp16/bf16 autocast applies on CUDA only",
+    precision: str = param("fp32", "Inference precision: fp16/bf16 autocast on CUDA; bf16 also on the CPU "
+                           "(torch backend), worth it where the CPU has native bf16 (AVX512-BF16, AMX)",
                            choices=("fp32", "fp16", "bf16"))
     channels_last: bool = param(False, "Run convolutions in channels_last memory format")
     max_side: int = param(640, "Images with a longer side are downscaled to this before DVF (0 = never)",

@@ -148,7 +148,9 @@ class DVF(nn.Module):
                   for k, branch in zip(SPP_KERNELS, self.spp)]
         features = torch.cat([raw, deep, *reversed(pooled)], dim=1)
         features = self.reduce(self.fuse(_resize(features, skip.shape[-2:]))) + skip
-        out = self.head(_resize(features, (height, width)))
+        # the head is a 1×1 convolution without bias, so it commutes with the bilinear resize: applied
+        # first, it runs at half resolution and the full-resolution resize moves n channels, not stem_width
+        out = _resize(self.head(features), (height, width))
         return F.normalize(out, dim=1) if self.cfg.normalize else out
 
 

@@ -35,6 +35,26 @@ def resolve_device(spec: str) -> torch.device:
     raise DejavuError(f"unknown device {spec!r} (expected auto, cpu, cuda or cuda:N)")
 
 
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast type of ``features.precision`` on ``device``; None: the model runs in fp32.
+    On the CPU only bf16 autocasts (oneDNN's bf16 convolutions; fp16 convolutions are not faster there)."""
+    if device.type == "cuda" and precision in ("fp16", "bf16"):
+        return torch.float16 if precision == "fp16" else torch.bfloat16
+    if device.type == "cpu" and precision == "bf16":
+        return torch.bfloat16
+    return None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes in bf16 natively (x86 AVX512-BF16 or AMX, Arm BF16); elsewhere it is
+    emulated and slower than fp32. False where /proc/cpuinfo cannot be read."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
 class FeatureExtractor:
     """A DVF model ready for inference: image arrays in, dense descriptor maps out."""
 
@@ -57,6 +77,13 @@ class FeatureExtractor:
         self.channels_last = channels_last
         self.fingerprint = fingerprint_hex or fingerprint(model)
         self.precision = precision
+        if self._runtime is not None and precision != "fp32":
+            log.warning("features.precision %s applies to the torch backend: %s runs fp32", precision, backend)
+        elif self.device.type == "cpu" and precision == "fp16":
+            log.warning("features.precision fp16 applies on CUDA only: the CPU runs fp32 (bf16 autocasts on the CPU)")
+        elif self.device.type == "cpu" and precision == "bf16" and self._runtime is None and not cpu_has_native_bf16():
+            log.warning("features.precision bf16: this CPU has no native bf16 (AVX512-BF16/AMX), so it is emulated "
+                        "and slower than fp32")
         self.pad_small = pad_small
         self.source = source
 
@@ -106,9 +133,9 @@ class FeatureExtractor:
             return self._runtime(batch)[..., :height, :width].contiguous()
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        if self.device.type == "cuda" and self.precision in ("fp16", "bf16"):
-            dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
-            with torch.autocast("cuda", dtype=dtype):
+        dtype = autocast_dtype(self.device, self.precision)
+        if dtype is not None:
+            with torch.autocast(self.device.type, dtype=dtype):
                 out = self.model(batch)
         else:
             out = self.model(batch)
