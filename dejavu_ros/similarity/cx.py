@@ -116,7 +116,7 @@ def cx_directional(source: torch.Tensor, target: torch.Tensor, offset: float = 1
     offset scales numerator and denominator alike), which is how they are computed here.
     """
     batch = max(source.shape[0], target.shape[0])
-    s_aug, t_aug = _augmented(source.expand(batch, -1, -1), target.expand(batch, -1, -1))
+    s_aug, t_aug = (v.expand(batch, -1, -1) for v in _augmented(source, target))  # augment, then broadcast
     n_src, n_tgt = s_aug.shape[1], t_aug.shape[1]
     t_aug_t = t_aug.transpose(1, 2)
     in_place = _in_place(source, target)
@@ -147,7 +147,7 @@ def _cx_both_directions(source: torch.Tensor, target: torch.Tensor, bandwidth: f
     pairs = _chunk_elements(source, memory_budget_bytes, in_place) // (2 * n_src * n_tgt)  # distances + a copy
     if pairs < 1:
         return None
-    s_aug, t_aug = _augmented(source.expand(batch, -1, -1), target.expand(batch, -1, -1))
+    s_aug, t_aug = (v.expand(batch, -1, -1) for v in _augmented(source, target))  # augment, then broadcast
     t_aug_t = t_aug.transpose(1, 2)
     pairs = min(pairs, batch)
     buffer, copy = _buffer(s_aug, pairs * n_src * n_tgt, in_place), _buffer(s_aug, pairs * n_src * n_tgt, in_place)
