@@ -155,8 +155,8 @@ def _cell_maxima(desc: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
 def _row_max(sim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(max, index of the first max) of every row; on the CPU through NumPy's argmax, which was 10×
     faster than torch's on these (corners × cells) tables and breaks ties the same way."""
-    if sim.device.type != "cpu":
-        return sim.max(dim=1)
+    if sim.device.type != "cpu" or sim.dtype not in (torch.float32, torch.float64):
+        return sim.max(dim=1)  # NumPy has no bf16
     idx = torch.from_numpy(sim.numpy().argmax(axis=1))
     return sim.gather(1, idx[:, None])[:, 0], idx
 
