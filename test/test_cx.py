@@ -154,3 +154,11 @@ def test_global_descriptor_and_shortlist():
     scores, idx = shortlist(desc[3], desc, k=3)
     assert int(idx[0]) == 3 and float(scores[0]) == pytest.approx(1.0, abs=1e-5)
     assert list(scores) == sorted(scores.tolist(), reverse=True)
+
+
+def test_float16_stays_finite_where_the_unshifted_exponent_would_underflow():
+    a, b = unit_maps(2, 6, 8, 8, seed=25), unit_maps(2, 6, 8, 8, seed=26)
+    with torch.no_grad():
+        half = contextual_similarity(a.half(), b.half(), bandwidth=0.05)
+    assert torch.isfinite(half).all()
+    assert torch.allclose(half.double(), contextual_similarity(a.double(), b.double(), bandwidth=0.05), atol=5e-3)

@@ -158,3 +158,17 @@ def test_cell_maxima_equal_a_max_pool_of_the_full_similarity(h, w, stride):
     sim = (desc @ dense.reshape(6, -1)).view(9, 1, h, w)
     expected = F.max_pool2d(F.pad(sim, (0, -w % stride, 0, -h % stride), value=float("-inf")), stride)
     assert torch.equal(_cell_maxima(desc, cell_layout(dense, stride)), expected.reshape(9, -1))
+
+
+@pytest.mark.parametrize("dtype,grad", [(torch.bfloat16, False), (torch.float32, True)])
+def test_dense_search_takes_bf16_and_autograd_inputs(dtype, grad):
+    from dejavu_ros.matching.dense_matching import dense_search
+
+    g = torch.Generator().manual_seed(3)
+    dense = F.normalize(torch.randn(6, 16, 20, generator=g), dim=0)
+    desc = F.normalize(torch.randn(5, 6, generator=g), dim=1)
+    ref = dense_search(desc, dense, MatchingConfig())
+    out = dense_search(desc.to(dtype).requires_grad_(grad), dense.to(dtype), MatchingConfig())
+    assert out[0].shape == ref[0].shape and torch.isfinite(out[1]).all()
+    if dtype == torch.float32:
+        assert all(torch.equal(x, y) for x, y in zip(out, ref))

@@ -77,8 +77,9 @@ def unit_map(dense: torch.Tensor) -> torch.Tensor:
     return F.normalize(dense, dim=0)
 
 
+@torch.no_grad()
 def dense_search(desc: torch.Tensor, dense: torch.Tensor, cfg: MatchingConfig):
-    """Best pixel of unit ``desc`` (K, n) in unit map ``dense`` (n, H, W), coarse-to-fine.
+    """Best pixel of unit ``desc`` (K, n) in unit map ``dense`` (n, H, W), coarse-to-fine (no gradients).
 
     Returns found positions (K, 2) float32 (sub-pixel), the best similarity (K,) and the best
     similarity of another peak outside the exclusion radius (K,; -inf when there is none).
@@ -154,9 +155,9 @@ def _cell_maxima(desc: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
 
 def _row_max(sim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(max, index of the first max) of every row; on the CPU through NumPy's argmax, which was 10×
-    faster than torch's on these (corners × cells) tables and breaks ties the same way."""
-    if sim.device.type != "cpu" or sim.dtype not in (torch.float32, torch.float64):
-        return sim.max(dim=1)  # NumPy has no bf16
+    faster than torch's on these (corners × cells) tables and returns the first maximum, as torch does."""
+    if sim.device.type != "cpu" or sim.dtype not in (torch.float32, torch.float64) or sim.requires_grad:
+        return sim.max(dim=1)  # NumPy has no bf16 and no autograd
     idx = torch.from_numpy(sim.numpy().argmax(axis=1))
     return sim.gather(1, idx[:, None])[:, 0], idx
 

@@ -61,17 +61,19 @@ def _best_cx(dist: torch.Tensor, targets_dim: int, bandwidth: float, out: torch.
     ``targets_dim`` (2: rows are sources; 1: columns are).
 
     The weights are a softmax of scale·d over the targets, scale = −1 / (h (d_min + ε)): the largest
-    exponent, scale·d_min, lies in (−1/h, 0], so no shift is needed unless h is tiny. Exponents are
-    floored at :data:`EXP_FLOOR` (weights 1e-38 of the largest change by less than that).
+    exponent, scale·d_min, lies in (−1/h, 0], so no shift is needed unless h is tiny (or the type is
+    float16, whose range ends near e^-17). Exponents are floored at :data:`EXP_FLOOR`: a weight under
+    e^-87 becomes e^-87, at most e^-47 of the largest (4e-21).
     ``out``: a buffer of dist's size for the weights (``dist`` itself: in place); None under autograd."""
     sources_dim = 3 - targets_dim
     d_min = dist.amin(targets_dim, keepdim=True)
     scale = (-1.0 / bandwidth) / (d_min + EPS)
+    unshifted = bandwidth >= MIN_UNSHIFTED_BANDWIDTH and dist.dtype != torch.float16
     if out is None:
-        exponent = dist * scale if bandwidth >= MIN_UNSHIFTED_BANDWIDTH else (dist - d_min) * scale
+        exponent = dist * scale if unshifted else (dist - d_min) * scale
         w = torch.exp(exponent.clamp(min=EXP_FLOOR))
         return (w / w.sum(targets_dim, keepdim=True)).amax(sources_dim)
-    if bandwidth >= MIN_UNSHIFTED_BANDWIDTH:  # inference: every pass reuses one buffer
+    if unshifted:  # inference: every pass reuses one buffer
         w = torch.mul(dist, scale, out=out)
     else:
         w = torch.sub(dist, d_min, out=out).mul_(scale)
