@@ -81,7 +81,7 @@ class FeatureExtractor:
             log.warning("features.precision %s applies to the torch backend: %s runs fp32", precision, backend)
         elif self.device.type == "cpu" and precision == "fp16":
             log.warning("features.precision fp16 applies on CUDA only: the CPU runs fp32 (bf16 autocasts on the CPU)")
-        elif self.device.type == "cpu" and precision == "bf16" and self._runtime is None and not cpu_has_native_bf16():
+        elif self.device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
             log.warning("features.precision bf16: this CPU has no native bf16 (AVX512-BF16/AMX), so it is emulated "
                         "and slower than fp32")
         self.pad_small = pad_small

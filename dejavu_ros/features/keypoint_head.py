@@ -117,9 +117,7 @@ def check_keypoint_head(cfg, extractor) -> None:
     file is read once per process, and the check is made once per head and model. A head made for
     another descriptor size is an error for ``matching.keypoints: dvf_head``; for ``matching.refine``
     only a warning (keyframes are then mapped without head keypoints, :func:`head_fits`)."""
-    if cfg.keypoints == "dvf_head":
-        _check(str(resolve_head_path(cfg.keypoint_head)), extractor.descriptor_dim, extractor.fingerprint)
-    elif "dvf_head" in cfg.refine and head_fits(cfg, extractor.descriptor_dim):
+    if cfg.keypoints == "dvf_head" or ("dvf_head" in cfg.refine and head_fits(cfg, extractor.descriptor_dim)):
         _check(str(resolve_head_path(cfg.keypoint_head)), extractor.descriptor_dim, extractor.fingerprint)
 
 

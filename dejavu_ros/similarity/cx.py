@@ -86,18 +86,29 @@ def _in_place(*tensors: torch.Tensor) -> bool:
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
+def _prepared(source: torch.Tensor, target: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor, bool]:
+    """(batch, augmented sources B×Ns×(n+2), augmented targets transposed B×(n+2)×Nt, in place?)."""
+    batch = max(source.shape[0], target.shape[0])
+    s_aug, t_aug = (v.expand(batch, -1, -1) for v in _augmented(source, target))  # augment, then broadcast
+    return batch, s_aug, t_aug.transpose(1, 2), _in_place(source, target)
+
+
 def _distances(s_aug: torch.Tensor, t_aug_t: torch.Tensor, buffer: torch.Tensor | None) -> torch.Tensor:
     """Clamped squared distances, written into ``buffer`` when given: one allocation per call instead
     of one per chunk (fresh multi-MB blocks cost a page fault per 4 kB: a quarter of the time)."""
     if buffer is None:
         return torch.bmm(s_aug, t_aug_t).clamp_(min=0.0)
-    out = buffer.view(-1)[:s_aug.shape[0] * s_aug.shape[1] * t_aug_t.shape[2]]
-    out = out.view(s_aug.shape[0], s_aug.shape[1], t_aug_t.shape[2])
-    return torch.bmm(s_aug, t_aug_t, out=out).clamp_(min=0.0)
+    shape = (s_aug.shape[0], s_aug.shape[1], t_aug_t.shape[2])
+    return torch.bmm(s_aug, t_aug_t, out=_view(buffer, shape)).clamp_(min=0.0)
 
 
 def _buffer(like: torch.Tensor, numel: int, in_place: bool) -> torch.Tensor | None:
     return torch.empty(numel, dtype=like.dtype, device=like.device) if in_place else None
+
+
+def _view(buffer: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """The front of a flat buffer as a tensor of ``shape`` (the last block of a batch may be smaller)."""
+    return buffer[:shape[0] * shape[1] * shape[2]].view(shape)
 
 
 def _chunk_elements(source: torch.Tensor, memory_budget_bytes: int, in_place: bool) -> int:
@@ -117,11 +128,8 @@ def cx_directional(source: torch.Tensor, target: torch.Tensor, offset: float = 1
     exp((offset − d̃)/h) / Σ_i exp((offset − d̃)/h) equal a softmax of −d̃/h over the targets (the
     offset scales numerator and denominator alike), which is how they are computed here.
     """
-    batch = max(source.shape[0], target.shape[0])
-    s_aug, t_aug = (v.expand(batch, -1, -1) for v in _augmented(source, target))  # augment, then broadcast
-    n_src, n_tgt = s_aug.shape[1], t_aug.shape[1]
-    t_aug_t = t_aug.transpose(1, 2)
-    in_place = _in_place(source, target)
+    batch, s_aug, t_aug_t, in_place = _prepared(source, target)
+    n_src, n_tgt = s_aug.shape[1], t_aug_t.shape[2]
     elements = _chunk_elements(source, memory_budget_bytes, in_place)
     rows = max(1, elements // n_tgt)  # source rows that fit for one pair
     pairs = max(1, rows // n_src) if rows >= n_src else 1
@@ -143,14 +151,11 @@ def _cx_both_directions(source: torch.Tensor, target: torch.Tensor, bandwidth: f
                         memory_budget_bytes: int) -> torch.Tensor | None:
     """(CX(S, T) + CX(T, S)) / 2 from one distance matrix per pair, when whole pairs fit a chunk
     (the engine's grids); None when they do not (each direction is then chunked on its own)."""
-    batch = max(source.shape[0], target.shape[0])
     n_src, n_tgt = source.shape[1], target.shape[1]
-    in_place = _in_place(source, target)
-    pairs = _chunk_elements(source, memory_budget_bytes, in_place) // (2 * n_src * n_tgt)  # distances + a copy
-    if pairs < 1:
+    pairs = _chunk_elements(source, memory_budget_bytes, _in_place(source, target)) // (2 * n_src * n_tgt)
+    if pairs < 1:  # a pair's distances and their copy do not fit a chunk
         return None
-    s_aug, t_aug = (v.expand(batch, -1, -1) for v in _augmented(source, target))  # augment, then broadcast
-    t_aug_t = t_aug.transpose(1, 2)
+    batch, s_aug, t_aug_t, in_place = _prepared(source, target)
     pairs = min(pairs, batch)
     buffer, copy = _buffer(s_aug, pairs * n_src * n_tgt, in_place), _buffer(s_aug, pairs * n_src * n_tgt, in_place)
     out = []
@@ -158,7 +163,7 @@ def _cx_both_directions(source: torch.Tensor, target: torch.Tensor, bandwidth: f
         b1 = min(batch, b0 + pairs)
         dist = _distances(s_aug[b0:b1], t_aug_t[b0:b1], buffer)  # B×Ns×Nt
         # T's vectors as the sources first: its weights go to the second buffer, dist stays intact
-        backward = _best_cx(dist, 1, bandwidth, copy[:dist.numel()].view_as(dist) if in_place else None)
+        backward = _best_cx(dist, 1, bandwidth, _view(copy, dist.shape) if in_place else None)
         forward = _best_cx(dist, 2, bandwidth, dist if in_place else None)
         out.append(0.5 * (forward.mean(dim=1) + backward.mean(dim=1)))
     return torch.cat(out)
