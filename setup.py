@@ -15,6 +15,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/models", glob("models/*.safetensors") + glob("models/*.json") + glob("models/*.md")),
+        (f"share/{PACKAGE}/models/candidates", glob("models/candidates/*")),  # trained, not the default
     ],
     python_requires=">=3.10",
     install_requires=[
