@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dejavu_ros.errors import DejavuError
-from dejavu_ros.features.dvf import DVF, MIN_SIDE, DVFConfig, parameter_count
+from dejavu_ros.features.dvf import DVF, MIN_SIDE, DVFConfig, parameter_count, unit_channels
 from dejavu_ros.features.config import FeatureConfig
 from dejavu_ros.features.extractor import FeatureExtractor, resolve_device
 from dejavu_ros.features.preprocess import EXPOSURE_TARGET_MEAN, ImageError, equalise_exposure, to_tensor
@@ -132,10 +133,24 @@ def test_device_resolution():
 
 def test_channels_last_gives_same_descriptors():
     image = np.random.default_rng(3).integers(0, 255, (128, 128, 3), dtype=np.uint8)
-    a = FeatureExtractor.random(seed=4).extract(image)
-    fe = FeatureExtractor.random(seed=4)
-    fe = FeatureExtractor(fe.model, channels_last=True)
-    assert torch.allclose(fe.extract(image), a, atol=1e-4)
+    a = FeatureExtractor(FeatureExtractor.random(seed=4).model, channels_last=False).extract(image)
+    fe = FeatureExtractor(FeatureExtractor.random(seed=4).model, channels_last=True)
+    assert fe.model.stem[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(fe.extract(image), a, atol=1e-5)
+
+
+def test_unit_channels_matches_normalize_values_and_gradients():
+    x = torch.randn(2, 10, 9, 7, dtype=torch.float64)
+    x[0, :, 3, 4] = 0.0  # a zero descriptor stays zero, as F.normalize leaves it
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours, ref = unit_channels(a), F.normalize(b, dim=1)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    assert float(ours.detach()[0, :, 3, 4].abs().max()) == 0.0
+    weights = torch.randn_like(x)
+    (ours * weights).sum().backward()
+    (ref * weights).sum().backward()
+    assert torch.allclose(a.grad, b.grad, atol=1e-9)
+    assert torch.allclose(unit_channels(x[0], dim=0), F.normalize(x[0], dim=0), atol=1e-12)
 
 
 def test_config_round_trip_and_unknown_fields():

@@ -106,6 +106,13 @@ def _stage(cin: int, cout: int, count: int, stride: int = 1, dilation: int = 1) 
     return nn.Sequential(*blocks)
 
 
+def unit_channels(x: torch.Tensor, dim: int = 1, eps: float = 1e-12) -> torch.Tensor:
+    """``x / max(‖x‖, eps)`` along ``dim``, as ``F.normalize`` (within 1e-7): on the CPU torch computes
+    that norm of a B×n×H×W map pixel by pixel over strided channels, 7× slower than this sum of
+    squares, which walks whole channel planes (10 ms of a 75 ms DVF forward at 320×240)."""
+    return x / (x * x).sum(dim, keepdim=True).clamp_min(eps * eps).sqrt()
+
+
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
 
@@ -151,7 +158,7 @@ class DVF(nn.Module):
         # the head is a 1×1 convolution without bias, so it commutes with the bilinear resize: applied
         # first, it runs at half resolution and the full-resolution resize moves n channels, not stem_width
         out = _resize(self.head(features), (height, width))
-        return F.normalize(out, dim=1) if self.cfg.normalize else out
+        return unit_channels(out) if self.cfg.normalize else out
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -59,7 +59,7 @@ class FeatureExtractor:
     """A DVF model ready for inference: image arrays in, dense descriptor maps out."""
 
     def __init__(self, model: DVF, fingerprint_hex: str | None = None, device: str | torch.device = "cpu",
-                 precision: str = "fp32", channels_last: bool = False, pad_small: bool = True,
+                 precision: str = "fp32", channels_last: bool = FeatureConfig.channels_last, pad_small: bool = True,
                  source: str = "", backend: str = "torch", threads: int = 1) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()

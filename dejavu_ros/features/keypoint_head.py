@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DejavuError
+from .dvf import unit_channels
 from .head_file import load_head_file, save_head_file
 
 HEAD_NAME = "keypoint_head.safetensors"
@@ -42,7 +43,7 @@ def distinctiveness(dense: torch.Tensor, offset: int = 4) -> torch.Tensor:
     """
     if dense.dim() == 3:
         dense = dense[None]
-    unit = F.normalize(dense, dim=1)
+    unit = unit_channels(dense)
     padded = F.pad(unit, (offset, offset, offset, offset), mode="replicate")
     h, w = unit.shape[-2:]
     best = torch.full_like(unit[:, :1], -1.0)
@@ -72,7 +73,7 @@ class KeypointHead(nn.Module):
         if dense.shape[1] != self.descriptor_dim:
             raise KeypointHeadError(f"keypoint head expects {self.descriptor_dim}-dimensional descriptors, "
                                     f"the map has {dense.shape[1]}")
-        unit = F.normalize(dense, dim=1)
+        unit = unit_channels(dense)
         return self.net(torch.cat([unit, distinctiveness(unit, self.offset)], dim=1))
 
     @torch.no_grad()
