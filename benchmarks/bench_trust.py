@@ -9,7 +9,9 @@ neutral trust model (every probability ½) to collect the evidence — frame by 
 again with route localization on (``+seq``) and with odometry (``+odom``); then:
 
 * per data set, probabilities from a model fitted *without* it (leave one data set out): the honest
-  precision / recall of the decision, plotted as a precision–recall curve (``--out/trust_pr.png``);
+  precision / recall of the decision, plotted as a precision–recall curve (``--out/trust_pr.png``); a
+  published frame is right when the keyframe the engine anchors its pose on shows the query's place
+  (calibration.AnchoredPlace: the most inliers among the trusted keyframes of the winner's place);
 * the operating point by the rule declared before the first run: the smallest threshold with pooled
   precision ≥ 99.5 % and every data set that publishes ≥ 10 frames at ≥ 99 %;
 * the final model fitted on everything, written with ``--write``;
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 
 from dejavu_ros.config import DejavuConfig
+from dejavu_ros.schema import ConfigError, apply_flat
 from dejavu_ros.evaluation import calibration as cal
 from dejavu_ros.evaluation import scenarios as sc
 from dejavu_ros.features.extractor import FeatureExtractor
@@ -109,6 +112,8 @@ def main() -> int:
     p.add_argument("--length", type=int, default=10, help="engine.sequence_length of the route runs")
     p.add_argument("--collect-min-inliers", type=int, default=12,
                    help="matching.min_inliers while collecting (the lowest gate scored)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a configuration override, as the CLI's flags (repeatable), e.g. matching.keypoint_head=H")
     p.add_argument("--gates", type=lambda v: [int(x) for x in v.split(",")], default=[12, 16, 20],
                    help="matching.min_inliers gates to score; the best by the declared rule is chosen")
     args = p.parse_args()
@@ -116,7 +121,12 @@ def main() -> int:
         p.error("--gates must not go below --collect-min-inliers (lower gates were not collected)")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    cfg = DejavuConfig()
+    try:
+        cfg = apply_flat(DejavuConfig(), dict(item.split("=", 1) for item in args.set))
+    except ConfigError as err:  # an unknown name or a bad value
+        p.error(str(err))
+    except ValueError:
+        p.error("--set takes NAME=VALUE")
     cfg.matching.min_inliers = args.collect_min_inliers
     cfg.features.model, cfg.features.device, cfg.features.threads = args.model, "cpu", args.threads
     fe = FeatureExtractor.from_config(cfg.features)

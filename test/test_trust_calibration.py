@@ -66,3 +66,50 @@ def test_no_operating_point_when_wrong_places_score_as_high_as_right_ones():
 def test_the_shipped_gate_is_the_default_inlier_threshold():
     model = trust.TrustModel.load()
     assert model.meta.get("min_inliers", 20) == DejavuConfig().matching.min_inliers
+
+
+def placed(correct: bool, inliers: int, margin: float, x: float) -> cal.CandidateOutcome:
+    c = candidate(correct, inliers, margin)
+    c.position, c.distance_m = (x, 0.0, 0.0), abs(x)
+    return c
+
+
+def test_a_published_pose_is_judged_on_the_keyframe_the_engine_anchors_it_on():
+    model = cal.fit_trust(outcomes())
+    winner = placed(False, 30, 4.0, 8.0)  # the most confident keyframe, 8 m along the same façade
+    neighbour = placed(True, 60, 1.0, 1.0)  # shares more of the view: it anchors the pose when trusted
+    elsewhere = placed(False, 200, 1.0, 60.0)  # another place: never an anchor, whatever its inliers
+    p_winner, p_neighbour = model.probability(winner.features), model.probability(neighbour.features)
+    assert p_winner > p_neighbour
+    q = cal.QueryOutcome(scenario="a", query="q", candidates=[winner, neighbour, elsewhere])
+    p, ok = cal.decide(q, model, 20)
+    assert p == p_winner and isinstance(ok, cal.AnchoredPlace)
+    assert ok.correct_at(p_neighbour)  # both trusted: the neighbour anchors the pose, and it is right
+    assert not ok.correct_at((p_neighbour + p_winner) / 2)  # only the winner trusted: its own pose
+    assert cal.precision_recall([(p, ok)], p_neighbour)[3] == 0
+    assert cal.precision_recall([(p, ok)], (p_neighbour + p_winner) / 2)[3] == 1
+    assert cal.decide(q, model, 201)[0] == 0.0  # behind a gate no candidate passes nothing is published
+    for c in q.candidates:  # evidence saved without positions: judged on the winner
+        c.position = None
+    assert cal.decide(q, model, 20) == (p_winner, False)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_anchor_rule_is_the_engines(seed):
+    from types import SimpleNamespace
+
+    from dejavu_ros.relocalization.pose import pose_anchor
+
+    rng = np.random.default_rng(seed)
+    k = 8
+    x = rng.uniform(0, 40, k)
+    probability = rng.uniform(0.9, 1.0, k)
+    inliers = rng.integers(20, 80, k)
+    correct = rng.random(k) < 0.5
+    best = int(np.argmax(probability))
+    near = trust.same_place(np.stack([x, np.zeros(k), np.zeros(k)], 1), 15.0)
+    checked = {i: (SimpleNamespace(accepted=True, num_inliers=int(inliers[i])), None) for i in range(k)}
+    pool = tuple((float(probability[i]), int(inliers[i]), bool(correct[i]), i == best) for i in range(k) if near[best, i])
+    for threshold in np.quantile(probability, [0.0, 0.3, 0.6, 0.9]):
+        assert cal.AnchoredPlace(pool).correct_at(threshold) == correct[
+            pose_anchor(best, near, checked, probability, threshold)]

@@ -11,6 +11,10 @@
 3. :func:`leave_one_out` re-fits without each data set and scores that data set with the result:
    the honest precision / recall of the decision on data its calibration never saw.
 4. :func:`operating_point` picks the threshold by the rule declared before the first run.
+
+A published frame is right when the keyframe its pose is anchored on shows the query's place, as the
+engine anchors it (:class:`AnchoredPlace`); evidence saved without candidate positions is scored on
+the winning keyframe, as before that was recorded.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ class CandidateOutcome:
     features: dict[str, float] | None  # geometric features when verified
     accepted: bool = False  # passed the geometric checks
     distance_m: float = float("inf")  # keyframe to the query's true position
+    position: tuple[float, float, float] | None = None  # the keyframe's, map frame (places of candidates)
 
 
 @dataclass
@@ -113,7 +118,8 @@ def _outcome(scenario: Scenario, query: Frame, result, where: dict[int, np.ndarr
         margin = float(ev["cx_margin"]) if ev is not None else float("nan")
         cands.append(CandidateOutcome(c.keyframe_id, scenario.correct(where[c.keyframe_id], query), c.cx_score,
                                       margin, features, bool(ev and ev.get("stat_accepted", 0.0) > 0.5),
-                                      float(np.linalg.norm(where[c.keyframe_id] - query.position))))
+                                      float(np.linalg.norm(where[c.keyframe_id] - query.position)),
+                                      tuple(float(v) for v in where[c.keyframe_id])))
     winner = result.keyframe_id
     route = result.route_keyframe
     return QueryOutcome(scenario.name, query.name, cands, relocalized=result.relocalized, winner=winner,
@@ -191,17 +197,44 @@ def passes_gate(c: CandidateOutcome, min_inliers: int | None = None) -> bool:
     return c.accepted and (min_inliers is None or round(math.expm1(c.features["log_inliers"])) >= min_inliers)
 
 
-def decide(outcome: QueryOutcome, model: TrustModel, min_inliers: int | None = None) -> tuple[float, bool]:
-    """(confidence, winner correct) of one query under ``model``: the best-scoring verified,
-    geometrically accepted candidate (what the engine would report)."""
-    best_p, best_ok = 0.0, False
-    for c in outcome.verified:
-        if not passes_gate(c, min_inliers):
-            continue
-        p = model.probability(c.features)
+@dataclass(frozen=True)
+class AnchoredPlace:
+    """Whether a published frame's pose is right, as the engine anchors it (relocalization/pose.py:
+    ``pose_anchor``): among the gated candidates of the winner's place whose probability reaches the
+    publishing threshold, the one with the most inliers (ties keep the winner) gives the pose, so
+    which keyframe that is — and whether it lies within the tolerance — depends on the threshold."""
+
+    pool: tuple[tuple[float, int, bool, bool], ...]  # (probability, inliers, correct, is the winner)
+
+    def correct_at(self, threshold: float) -> bool:
+        members = [m for m in self.pool if m[3] or m[0] >= threshold]
+        return max(members, key=lambda m: (m[1], m[3]))[2]
+
+
+def correct_at(ok: "bool | AnchoredPlace", threshold: float) -> bool:
+    return ok.correct_at(threshold) if isinstance(ok, AnchoredPlace) else bool(ok)
+
+
+def decide(outcome: QueryOutcome, model: TrustModel, min_inliers: int | None = None,
+           place_radius_m: float = 15.0) -> "tuple[float, bool | AnchoredPlace]":
+    """(confidence, correct) of one query under ``model``: the best-scoring verified, geometrically
+    accepted candidate decides whether the engine publishes; whether the published pose is right is
+    judged on the keyframe that anchors it (:class:`AnchoredPlace`, when the outcome knows the
+    candidates' positions; else on the winner)."""
+    gated = [c for c in outcome.verified if passes_gate(c, min_inliers)]
+    scored = [(model.probability(c.features), c) for c in gated]
+    best_p, best = 0.0, None
+    for p, c in scored:
         if p > best_p:
-            best_p, best_ok = p, c.correct
-    return best_p, best_ok
+            best_p, best = p, c
+    if best is None:
+        return 0.0, False
+    if best.position is None:
+        return best_p, best.correct
+    here = np.asarray(best.position)
+    pool = tuple((p, round(math.expm1(c.features["log_inliers"])), c.correct, c is best) for p, c in scored
+                 if c.position is not None and np.linalg.norm(np.asarray(c.position) - here) < place_radius_m)
+    return best_p, AnchoredPlace(pool)
 
 
 def source(scenario: str) -> str:
@@ -223,7 +256,7 @@ def leave_one_out(outcomes: Sequence[QueryOutcome],
 
 def precision_recall(scored: Sequence[tuple[float, bool]], threshold: float) -> tuple[float, float, int, int]:
     """(precision %, recall % of all queries, published, wrong) at ``threshold``."""
-    published = [ok for p, ok in scored if p >= threshold]
+    published = [correct_at(ok, threshold) for p, ok in scored if p >= threshold]
     wrong = sum(not ok for ok in published)
     precision = 100.0 * (len(published) - wrong) / len(published) if published else 100.0
     recall = 100.0 * (len(published) - wrong) / len(scored) if scored else 0.0
