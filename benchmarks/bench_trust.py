@@ -137,7 +137,7 @@ def main() -> int:
         (args.out / "evidence.json").write_text(json.dumps([dataclasses.asdict(q) for q in outcomes]))
     gates = {}
     for gate in args.gates:  # the inlier gate before the decision, scored on the same evidence
-        lodo_g = cal.leave_one_out(outcomes, gate)
+        lodo_g = cal.leave_one_out(outcomes, gate, cfg.trust.place_radius_m)
         t = cal.operating_point(lodo_g)
         meets = t is not None
         t = t if meets else cal.FALLBACK_THRESHOLD
@@ -153,7 +153,7 @@ def main() -> int:
         print(f"warning: no inlier gate meets the precision rule; gate {gate} at p >= {cal.FALLBACK_THRESHOLD}",
               file=sys.stderr)
     lodo, threshold = gates[gate]["lodo"], gates[gate]["threshold"]
-    model = cal.fit_trust(outcomes, threshold, meta={
+    model = cal.fit_trust(outcomes, threshold, place_radius_m=cfg.trust.place_radius_m, meta={
         "dvf_model": fe.source, "dvf_fingerprint": fe.fingerprint, "queries": len(outcomes),
         "data_sets": sorted(lodo), "min_inliers": gate,
         "rule": "smallest threshold: pooled leave-one-data-set-out precision >= 99.5 %, every data set "

@@ -133,10 +133,14 @@ def test_device_resolution():
 
 def test_channels_last_gives_same_descriptors():
     image = np.random.default_rng(3).integers(0, 255, (128, 128, 3), dtype=np.uint8)
-    a = FeatureExtractor(FeatureExtractor.random(seed=4).model, channels_last=False).extract(image)
+    nchw = FeatureExtractor(FeatureExtractor.random(seed=4).model, channels_last=False)
+    weight = nchw.model.stem[1].conv.weight  # 3×3 over 16 channels: the two layouts differ
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
+    a = nchw.extract(image)
     fe = FeatureExtractor(FeatureExtractor.random(seed=4).model, channels_last=True)
-    assert fe.model.stem[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(fe.extract(image), a, atol=1e-5)
+    assert fe.model.stem[1].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    b = fe.extract(image)
+    assert torch.allclose(b, a, atol=1e-5)
 
 
 def test_unit_channels_matches_normalize_values_and_gradients():

@@ -2,6 +2,7 @@
 scoring and the operating-point rule, on outcomes whose answers are known."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -113,3 +114,17 @@ def test_the_anchor_rule_is_the_engines(seed):
     for threshold in np.quantile(probability, [0.0, 0.3, 0.6, 0.9]):
         assert cal.AnchoredPlace(pool).correct_at(threshold) == correct[
             pose_anchor(best, near, checked, probability, threshold)]
+
+
+def test_candidates_the_engine_verified_below_the_reported_ones_count_for_the_decision_not_the_fit():
+    base = outcomes()
+    model = cal.fit_trust(base)
+    winner = placed(False, 30, 4.0, 8.0)
+    hidden = placed(True, 60, 1.0, 1.0)  # a runner-up ranked below engine.publish_top_k: it anchors
+    hidden.reported = False
+    q = cal.QueryOutcome(scenario="a", query="q", candidates=[winner, hidden])
+    assert q.verified == [winner] and q.checked == [winner, hidden]
+    p, ok = cal.decide(q, model, 20)
+    assert ok.correct_at(model.probability(hidden.features))
+    refit = cal.fit_trust(base + [dataclasses.replace(q, scenario="alpha", candidates=[hidden])])
+    assert refit.coef == model.coef and refit.intercept == model.intercept

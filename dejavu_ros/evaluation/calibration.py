@@ -50,6 +50,9 @@ class CandidateOutcome:
     accepted: bool = False  # passed the geometric checks
     distance_m: float = float("inf")  # keyframe to the query's true position
     position: tuple[float, float, float] | None = None  # the keyframe's, map frame (places of candidates)
+    #: among the engine's reported candidates (engine.publish_top_k); False: verified by the engine (a
+    #: runner-up place, the route's keyframe) but ranked below them — it can still win or anchor the pose
+    reported: bool = True
 
 
 @dataclass
@@ -67,6 +70,12 @@ class QueryOutcome:
 
     @property
     def verified(self) -> list[CandidateOutcome]:
+        """The reported candidates with geometric evidence (what the fits see)."""
+        return [c for c in self.candidates if c.features is not None and c.reported]
+
+    @property
+    def checked(self) -> list[CandidateOutcome]:
+        """Every candidate the engine verified, reported or not (what its decision sees)."""
         return [c for c in self.candidates if c.features is not None]
 
 
@@ -111,15 +120,18 @@ def run_scenario(scenario: Scenario, cfg: DejavuConfig, extractor: FeatureExtrac
 
 
 def _outcome(scenario: Scenario, query: Frame, result, where: dict[int, np.ndarray]) -> QueryOutcome:
-    cands = []
-    for c in result.candidates:
-        ev = result.evidence.get(c.keyframe_id)
+    def candidate(kid: int, cx: float, reported: bool) -> CandidateOutcome:
+        ev = result.evidence.get(kid)
         features = None if ev is None else {k: ev[k] for k in FEATURES}
         margin = float(ev["cx_margin"]) if ev is not None else float("nan")
-        cands.append(CandidateOutcome(c.keyframe_id, scenario.correct(where[c.keyframe_id], query), c.cx_score,
-                                      margin, features, bool(ev and ev.get("stat_accepted", 0.0) > 0.5),
-                                      float(np.linalg.norm(where[c.keyframe_id] - query.position)),
-                                      tuple(float(v) for v in where[c.keyframe_id])))
+        return CandidateOutcome(kid, scenario.correct(where[kid], query), cx, margin, features,
+                                bool(ev and ev.get("stat_accepted", 0.0) > 0.5),
+                                float(np.linalg.norm(where[kid] - query.position)),
+                                tuple(float(v) for v in where[kid]), reported)
+
+    cands = [candidate(c.keyframe_id, c.cx_score, True) for c in result.candidates]
+    reported = {c.keyframe_id for c in result.candidates}
+    cands += [candidate(int(kid), float("nan"), False) for kid in result.evidence if int(kid) not in reported]
     winner = result.keyframe_id
     route = result.route_keyframe
     return QueryOutcome(scenario.name, query.name, cands, relocalized=result.relocalized, winner=winner,
@@ -165,6 +177,8 @@ def fit_trust(outcomes: Sequence[QueryOutcome], threshold: float = 0.5, meta: di
     wrong_stats = []
     for q in outcomes:
         for c in q.candidates:
+            if not c.reported:
+                continue  # the fits were made on the reported candidates
             if not c.correct and c.distance_m < place_radius_m:
                 continue
             if c.features is not None:
@@ -221,7 +235,7 @@ def decide(outcome: QueryOutcome, model: TrustModel, min_inliers: int | None = N
     accepted candidate decides whether the engine publishes; whether the published pose is right is
     judged on the keyframe that anchors it (:class:`AnchoredPlace`, when the outcome knows the
     candidates' positions; else on the winner)."""
-    gated = [c for c in outcome.verified if passes_gate(c, min_inliers)]
+    gated = [c for c in outcome.checked if passes_gate(c, min_inliers)]
     scored = [(model.probability(c.features), c) for c in gated]
     best_p, best = 0.0, None
     for p, c in scored:
@@ -242,15 +256,16 @@ def source(scenario: str) -> str:
     return re.split(r"[_+]", scenario)[0]
 
 
-def leave_one_out(outcomes: Sequence[QueryOutcome],
-                  min_inliers: int | None = None) -> dict[str, list[tuple[float, bool]]]:
+def leave_one_out(outcomes: Sequence[QueryOutcome], min_inliers: int | None = None,
+                  place_radius_m: float = 15.0) -> dict[str, list[tuple[float, bool]]]:
     """Per scenario: (confidence, correct) of every query under a model fitted without its whole
-    data set (every scenario of the same source left out together), behind the inlier gate."""
+    data set (every scenario of the same source left out together), behind the inlier gate;
+    ``place_radius_m``: the engine's trust.place_radius_m."""
     out = {}
     for held in sorted({source(q.scenario) for q in outcomes}):
-        model = fit_trust([q for q in outcomes if source(q.scenario) != held])
+        model = fit_trust([q for q in outcomes if source(q.scenario) != held], place_radius_m=place_radius_m)
         for name in sorted({q.scenario for q in outcomes if source(q.scenario) == held}):
-            out[name] = [decide(q, model, min_inliers) for q in outcomes if q.scenario == name]
+            out[name] = [decide(q, model, min_inliers, place_radius_m) for q in outcomes if q.scenario == name]
     return out
 
 

@@ -72,8 +72,9 @@ class FeatureExtractor:
 
             runtime = OnnxRuntimeDVF if backend == "onnxruntime" else OpenVinoDVF
             self._runtime = runtime(export_bytes(self.model), threads=threads)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        # in place: the caller's model runs in the layout asked for here (False = NCHW, also for a
+        # model an earlier extractor converted)
+        self.model = self.model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         self.channels_last = channels_last
         self.fingerprint = fingerprint_hex or fingerprint(model)
         self.precision = precision
