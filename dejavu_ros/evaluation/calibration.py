@@ -205,10 +205,15 @@ def fit_trust(outcomes: Sequence[QueryOutcome], threshold: float = 0.5, meta: di
                       threshold=threshold, meta=dict(meta or {}))
 
 
+def inliers(c: CandidateOutcome) -> int:
+    """The RANSAC inliers of a verified candidate (its evidence stores log1p of them)."""
+    return round(math.expm1(c.features["log_inliers"]))
+
+
 def passes_gate(c: CandidateOutcome, min_inliers: int | None = None) -> bool:
     """Geometrically accepted, and (when given) with at least ``min_inliers`` inliers: evidence
     collected at a low ``matching.min_inliers`` scores every higher gate exactly."""
-    return c.accepted and (min_inliers is None or round(math.expm1(c.features["log_inliers"])) >= min_inliers)
+    return c.accepted and (min_inliers is None or inliers(c) >= min_inliers)
 
 
 @dataclass(frozen=True)
@@ -246,7 +251,7 @@ def decide(outcome: QueryOutcome, model: TrustModel, min_inliers: int | None = N
     if best.position is None:
         return best_p, best.correct
     here = np.asarray(best.position)
-    pool = tuple((p, round(math.expm1(c.features["log_inliers"])), c.correct, c is best) for p, c in scored
+    pool = tuple((p, inliers(c), c.correct, c is best) for p, c in scored
                  if c.position is not None and np.linalg.norm(np.asarray(c.position) - here) < place_radius_m)
     return best_p, AnchoredPlace(pool)
 

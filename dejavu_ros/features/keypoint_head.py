@@ -35,15 +35,16 @@ class KeypointHeadError(DejavuError):
     """A keypoint head file that cannot be used."""
 
 
-def distinctiveness(dense: torch.Tensor, offset: int = 4) -> torch.Tensor:
-    """B×1×H×W: 1 − the highest cosine similarity to the 8 neighbours ``offset`` px away.
+def distinctiveness(dense: torch.Tensor, offset: int = 4, unit_length: bool = False) -> torch.Tensor:
+    """B×1×H×W: 1 − the highest cosine similarity to the 8 neighbours ``offset`` px away
+    (``unit_length``: the descriptors already are, so they are not normalised again).
 
     A descriptor that looks like its surroundings cannot be localised by a ratio test, whatever
     its contrast; this is the peakiness cue the head sees beside the descriptor itself.
     """
     if dense.dim() == 3:
         dense = dense[None]
-    unit = unit_channels(dense)
+    unit = dense if unit_length else unit_channels(dense)
     padded = F.pad(unit, (offset, offset, offset, offset), mode="replicate")
     h, w = unit.shape[-2:]
     best = torch.full_like(unit[:, :1], -1.0)
@@ -74,7 +75,7 @@ class KeypointHead(nn.Module):
             raise KeypointHeadError(f"keypoint head expects {self.descriptor_dim}-dimensional descriptors, "
                                     f"the map has {dense.shape[1]}")
         unit = unit_channels(dense)
-        return self.net(torch.cat([unit, distinctiveness(unit, self.offset)], dim=1))
+        return self.net(torch.cat([unit, distinctiveness(unit, self.offset, unit_length=True)], dim=1))
 
     @torch.no_grad()
     def score(self, dense: torch.Tensor) -> torch.Tensor:
