@@ -16,7 +16,7 @@ from dejavu_ros.matching.matches import Matches
 from dejavu_ros.matching.verification import GeometricVerification
 from dejavu_ros.relocalization import trust
 from dejavu_ros.relocalization.engine import RelocalizationEngine
-from dejavu_ros.relocalization.pose import estimate_pose, pose_anchor
+from dejavu_ros.relocalization.pose import anchor_spread, estimate_pose, pose_anchor, trusted_place
 from dejavu_ros.relocalization.result import PoseSource
 
 IDENTITY = [0.0, 0.0, 0.0, 1.0]
@@ -133,6 +133,36 @@ def test_the_pose_comes_from_the_trusted_place_keyframe_sharing_most_of_the_view
     assert pose_anchor(0, near, checked, confidence, 0.996) == 1
     # nothing else of the place is trusted: the winner itself
     assert pose_anchor(0, near, checked, np.array([0.9999, 0.5, 0.5, 0.5, 1.0]), 0.996) == 0
+
+
+def test_near_tie_keyframes_of_the_trusted_place_widen_the_position_covariance():
+    # the demo street in fog (arm D's evidence): the anchor with 28 inliers stands 8 m behind the
+    # camera, a trusted keyframe 8 m ahead of it has 28 too, one 12 m ahead 24 (>= 80 %); 19 is no tie
+    positions = np.array([[52, 0, 0], [60, 0, 0], [64, 0, 0], [46, 0, 0], [300, 0, 0]], float)
+    near = trust.same_place(positions, 15.0)
+    checked = {k: (_verification("fundamental", inliers=n), None) for k, n in enumerate([28, 28, 24, 19, 90])}
+    confidence = np.array([0.9999, 0.9999, 0.99, 0.9999, 0.9999])
+    pool = trusted_place(0, near, checked, confidence, 0.996)
+    assert sorted(pool) == [0, 1, 3]  # keyframe 2 is below the threshold, 4 another place
+    anchor = pose_anchor(0, near, checked, confidence, 0.996)
+    assert anchor == 0  # a tie keeps the winner
+    assert anchor_spread(anchor, pool, checked, positions) == pytest.approx(8.0)
+    confidence[2] = 0.9999
+    assert anchor_spread(anchor, trusted_place(0, near, checked, confidence, 0.996), checked, positions) == \
+        pytest.approx(12.0)
+    checked[1] = (_verification("fundamental", inliers=22), None)  # 22 < 0.8 · 28: no tie left but keyframe 2
+    assert anchor_spread(anchor, trusted_place(0, near, checked, confidence, 0.996), checked, positions) == \
+        pytest.approx(12.0)
+    assert anchor_spread(anchor, [0], checked, positions) == 0.0
+
+    from dejavu_ros.matching.config import MatchingConfig
+
+    sigma = lambda spread: float(np.sqrt(estimate_pose(  # noqa: E731
+        _verification("fundamental"), _keyframe(), None, MatchingConfig(), 0.9999, 2.0, 15.0,
+        spread_m=spread).covariance[0, 0]))
+    assert sigma(0.0) == pytest.approx(2.0, abs=0.05)
+    assert sigma(12.0) == pytest.approx(np.sqrt(4.0 + 48.0), abs=0.05)  # uniform within 12 m of the keyframe
+    assert sigma(12.0) > 8.0 / 1.5  # the 8 m error of the anchor lies within 1.5 σ
 
 
 # --- edge cases on real frames (RobotCar triplets: a day street, the same place at night, another place)

@@ -44,7 +44,7 @@ from .frame import FrameFeatures, describe, usable_camera
 from .keyframe_matching import refine_keyframe, verify_keyframe
 from .mapping import MappingMode, open_map
 from .overlap import box_overlaps, embed_grids, load_box_head
-from .pose import estimate_pose, pose_anchor
+from .pose import anchor_spread, estimate_pose, pose_anchor, trusted_place
 from .result import Candidate, RelocalizationResult, Status
 from .route import (
     OdometryFilter,
@@ -362,6 +362,8 @@ class RelocalizationEngine(MappingMode):
                               f"{cfg.trust.min_confidence}: keyframe {kf.id} does not stand out from other places")
         else:
             anchor = pose_anchor(best, near, checked, confidence, cfg.trust.min_confidence)
+            spread = anchor_spread(anchor, trusted_place(best, near, checked, confidence, cfg.trust.min_confidence),
+                                   checked, self._positions[rows])
             geo, kf = checked[anchor]
             points, refinement = kf.points3d, None
             if cfg.matching.refine != "off":
@@ -374,7 +376,7 @@ class RelocalizationEngine(MappingMode):
             result.status = Status.RELOCALIZED
             result.pose = estimate_pose(geo, kf, camera, cfg.matching, result.confidence,
                                         min(self._keyframe_spacing(int(rows[anchor])), cfg.trust.place_radius_m),
-                                        cfg.trust.place_radius_m, points3d=points)
+                                        cfg.trust.place_radius_m, points3d=points, spread_m=spread)
 
     def _verify(self, frame: FrameFeatures, camera: CameraIntrinsics | None, rows: np.ndarray,
                 which: list[int]) -> dict[int, tuple[GeometricVerification, Keyframe]]:

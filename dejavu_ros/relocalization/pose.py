@@ -15,6 +15,10 @@ within about one keyframe spacing of it (``spacing_m``); with probability 1 − 
 and the camera is at least a place radius away. The covariance is that mixture's second moment,
 p·spacing² + (1 − p)·radius², so a confident claim on a dense map is tight and a marginal one
 is wide — never metres of σ on a hundred-metre error, because such an error is not published.
+Without a metric pose the position is a keyframe's, and where several trusted keyframes of the
+place share almost as much of the view as the anchor (repeated façades, fog), the view does not
+say which of them the camera stands at: their span about the anchor widens the spacing term
+(``anchor_spread``).
 """
 from __future__ import annotations
 
@@ -36,15 +40,20 @@ WRONG_ROTATION_SIGMA = np.pi / 2
 MIN_POSITION_SIGMA = 0.25
 #: the essential matrix's rotation is used when this fraction of its inliers lies in front of both cameras
 MIN_CHEIRALITY = 0.8
+#: trusted keyframes of the anchor's place with at least this share of its inliers are near-ties
+#: (inlier counts of one view against neighbouring keyframes vary by ±20 % in fog on the demo street)
+NEAR_TIE_INLIERS = 0.8
 
 
 def estimate_pose(geo: GeometricVerification, kf: Keyframe, camera: CameraIntrinsics | None,
                   cfg: MatchingConfig, confidence: float, spacing_m: float, place_radius_m: float,
-                  points3d: np.ndarray | None = None) -> PoseEstimate:
+                  points3d: np.ndarray | None = None, spread_m: float = 0.0) -> PoseEstimate:
     """The best pose the evidence supports (see the module docstring).
 
     ``points3d``: the 3-D points ``geo``'s ``map_idx`` refer to (default: the keyframe's corners'; a
-    refined fit's also index the head keypoints', matching/refine.py)."""
+    refined fit's also index the head keypoints', matching/refine.py). ``spread_m``: how far the
+    anchor's near-tie keyframes lie from it (:func:`anchor_spread`); the camera is taken as anywhere
+    within that distance of the keyframe (uniform: a variance of spread²/3 on top of the spacing's)."""
     p = float(np.clip(confidence, 0.0, 1.0))
     spacing = max(float(spacing_m), MIN_POSITION_SIGMA)
     wrong_var = max(place_radius_m, spacing) ** 2
@@ -62,7 +71,7 @@ def estimate_pose(geo: GeometricVerification, kf: Keyframe, camera: CameraIntrin
         source, orientation = PoseSource.RELATIVE_ROTATION, r_world.as_quat()
     else:
         source, orientation = PoseSource.KEYFRAME, np.asarray(kf.orientation, np.float64).copy()
-    pos_var = p * spacing ** 2 + (1.0 - p) * wrong_var
+    pos_var = p * (spacing ** 2 + float(spread_m) ** 2 / 3.0) + (1.0 - p) * wrong_var
     rot_var = p * ROTATION_SIGMA[source] ** 2 + (1.0 - p) * WRONG_ROTATION_SIGMA ** 2
     cov = np.diag([pos_var] * 3 + [rot_var] * 3)
     if kf.covariance is not None:
@@ -79,6 +88,26 @@ def pose_anchor(best: int, near: np.ndarray, checked: dict, confidence: np.ndarr
     trusted candidates of the winner's place the one sharing the most of the view (most inliers) anchors
     the pose; ties keep the winner.
     """
-    pool = [k for k, (geo, _kf) in checked.items()
-            if near[best, k] and geo.accepted and confidence[k] >= min_confidence]
+    pool = trusted_place(best, near, checked, confidence, min_confidence)
     return max(pool, key=lambda k: (checked[k][0].num_inliers, k == best), default=best)
+
+
+def trusted_place(best: int, near: np.ndarray, checked: dict, confidence: np.ndarray,
+                  min_confidence: float) -> list[int]:
+    """The accepted, trusted candidates of the winner's place (indices into the candidates)."""
+    return [k for k, (geo, _kf) in checked.items()
+            if near[best, k] and geo.accepted and confidence[k] >= min_confidence]
+
+
+def anchor_spread(anchor: int, pool: list[int], checked: dict, positions: np.ndarray) -> float:
+    """Distance (m) from the anchor to the farthest keyframe of its trusted ``pool`` that shares almost
+    as much of the view (≥ :data:`NEAR_TIE_INLIERS` of the anchor's inliers): 0 when none does.
+
+    ``positions``: the candidates' keyframe positions (K×3). On the demo street in fog the anchor with
+    the most inliers stood 6.5–8.5 m from the camera while a keyframe 0.5–3.5 m away had 1–4 fewer
+    inliers; publishing the anchor with the spacing's σ (2 m) would claim 3–4 σ of confidence in the
+    wrong keyframe."""
+    floor = NEAR_TIE_INLIERS * checked[anchor][0].num_inliers
+    here = np.asarray(positions[anchor], np.float64)
+    ties = [k for k in pool if k != anchor and checked[k][0].num_inliers >= floor]
+    return max((float(np.linalg.norm(np.asarray(positions[k], np.float64) - here)) for k in ties), default=0.0)
