@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from dejavu_ros.relocalization.route import (OdometryFilter, SequenceSearch, Traversals, frame_scores)
+from dejavu_ros.relocalization.route import (KeyframeBaseline, OdometryFilter, SequenceSearch, Traversals,
+                                             frame_scores)
 
 SPACING = 10.0
 
@@ -152,6 +153,47 @@ def test_a_stopped_robot_keeps_its_place():
     odom = [np.array([SPACING * t, 0.0, 0.0]) for t in truth]
     rows = [f.update(s, o, trav, near_of(pos)).row for s, o in zip(noisy_scores(truth, n, rng), odom)]
     assert all(abs(r - 30) <= 1 for r in rows[35:])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_block_of_hub_keyframes_captures_the_filter_unless_each_keyframe_is_taken_against_its_mean(seed):
+    """Keyframes 90-129 resemble every query (the night look of a stretch of the day map): the raw
+    filter drives along that stretch; taken against their own recent mean they lose the lead."""
+    rng = np.random.default_rng(seed)
+    n = 150
+    trav, pos = line_map(n)
+    right = {}
+    for frames in (0, 50):
+        filt, baseline = OdometryFilter(10), KeyframeBaseline(frames)
+        ok = []
+        for t in range(60):
+            s = rng.normal(0.0, 1.0, n)
+            s[t] += 1.2
+            s[90:130] += 1.5
+            odom = np.array([SPACING * t, 0.0, 0.0])
+            h = filt.update(baseline.normalise(s, odom, min_step_m=0.5 * SPACING), odom, trav, near_of(pos))
+            ok.append(abs(h.row - t) <= 1)
+        right[frames] = np.mean(ok[10:])
+    assert right[0] < 0.2 and right[50] > 0.9, right
+
+
+def test_the_baseline_holds_only_frames_after_the_robot_moved():
+    baseline = KeyframeBaseline(20)
+    place = np.zeros(30)
+    place[7] = 3.0
+    for k in range(3):  # three frames while driving: the baseline starts
+        baseline.normalise(np.roll(place, k), np.array([10.0 * k, 0.0, 0.0]), min_step_m=5.0)
+    assert len(baseline.history) == 3
+    for _ in range(40):  # stopped: the history keeps the drive, the place keeps its lead
+        out = baseline.normalise(np.roll(place, 2), np.array([20.5, 0.0, 0.0]), min_step_m=5.0)
+    assert len(baseline.history) == 3 and int(np.argmax(out)) == 9 and out[9] > 1.5
+    without_odometry = KeyframeBaseline(20)
+    for _ in range(5):
+        out = without_odometry.normalise(place)
+    assert np.allclose(out, 0.0)  # every frame joins: a constant stream has nothing particular left
+    assert np.array_equal(KeyframeBaseline(0).normalise(place), place)  # 0 = off
+    baseline.normalise(np.zeros(31))  # the map grew: the history starts again
+    assert len(baseline.history) == 1
 
 
 @pytest.mark.slow

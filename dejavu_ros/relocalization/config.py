@@ -37,6 +37,11 @@ class EngineConfig:
     sequence_length: int = param(10, "Route localization over the last N frames: sequence search along each "
                                  "traversal, or the odometry filter when odometry arrives (0 = single frames)",
                                  low=0, high=100, dynamic=True)
+    route_baseline_frames: int = param(50, "Route localization: each keyframe's score is taken relative to its "
+                                       "own mean over this many recent frames (with odometry, frames after the "
+                                       "robot moved half a keyframe spacing), so keyframes that resemble every "
+                                       "query of another condition (hubs) stop winning the route (0 = off)",
+                                       low=0, high=10000, dynamic=True)
 
 
 @dataclass

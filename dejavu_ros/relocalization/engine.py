@@ -47,6 +47,7 @@ from .overlap import box_overlaps, embed_grids, load_box_head
 from .pose import anchor_spread, estimate_pose, pose_anchor, trusted_place
 from .result import Candidate, RelocalizationResult, Status
 from .route import (
+    KeyframeBaseline,
     OdometryFilter,
     RouteHypothesis,
     SequenceSearch,
@@ -150,21 +151,25 @@ class RelocalizationEngine(MappingMode):
     def _new_route_state(self) -> None:
         length = self.cfg.engine.sequence_length
         self._search, self._filter = SequenceSearch(length), OdometryFilter(length)
+        self._baseline = KeyframeBaseline(self.cfg.engine.route_baseline_frames)
 
     def _route_traversals(self) -> Traversals:
         if self._traversals is None or len(self._traversals.which) != self.map_size:
             self._traversals = Traversals.from_map(self._traversal_keys, self._positions)
         return self._traversals
 
-    def _keyframe_spacing(self, row: int) -> float:
-        """Distance from keyframe ``row`` to its nearest other keyframe (inf in a one-keyframe map)."""
+    def _spacings(self) -> np.ndarray:
+        """Distance from every keyframe to its nearest other keyframe (inf in a one-keyframe map)."""
         if self._spacing is None or len(self._spacing) != self.map_size:
             if self.map_size < 2:
                 self._spacing = np.full(self.map_size, np.inf)
             else:
                 dist, _ = cKDTree(self._positions).query(self._positions, k=2)
                 self._spacing = dist[:, 1]
-        return float(self._spacing[row])
+        return self._spacing
+
+    def _keyframe_spacing(self, row: int) -> float:
+        return float(self._spacings()[row])
 
     # --- properties the node reports ---------------------------------------------------------
 
@@ -199,7 +204,8 @@ class RelocalizationEngine(MappingMode):
     def update_config(self, cfg: DejavuConfig) -> None:
         """Apply run-time-safe changes (thresholds, K, M, direction)."""
         with self._lock:
-            changed = cfg.engine.sequence_length != self.cfg.engine.sequence_length
+            changed = (cfg.engine.sequence_length, cfg.engine.route_baseline_frames) != \
+                (self.cfg.engine.sequence_length, self.cfg.engine.route_baseline_frames)
             self.cfg = cfg
             if changed:
                 self._new_route_state()
@@ -209,6 +215,7 @@ class RelocalizationEngine(MappingMode):
         with self._lock:
             self._search.reset()
             self._filter.reset()
+            self._baseline.reset()
 
     # --- the hot path ------------------------------------------------------------------------
 
@@ -294,6 +301,9 @@ class RelocalizationEngine(MappingMode):
         """``scores``: a sum of ``terms`` z-scores; the filter's likelihood is exp of their mean."""
         traversals = self._route_traversals()
         radius = self.cfg.trust.place_radius_m
+        spacing = self._spacings()
+        step = 0.5 * float(np.median(spacing)) if np.isfinite(spacing).all() else 0.0
+        scores = self._baseline.normalise(scores, odometry, min_step_m=step)
 
         def near_of(row: int) -> np.ndarray:
             return np.linalg.norm(self._positions - self._positions[row], axis=1) < radius

@@ -4,7 +4,9 @@ Per frame every keyframe gets a score: the global-descriptor cosine (cheap over 
 z-normalised over the map, plus the z-normalised coarse CX of the pre-ranked keyframes and the
 z-normalised CX of the shortlisted ones (keyframes a term did not score take its lowest value).
 Raw scores are not summed over frames: each frame's vector is centred and scaled first, so a frame
-with generally high similarities does not outvote the others.
+with generally high similarities does not outvote the others; then each keyframe's own mean over the
+recent frames is subtracted (:class:`KeyframeBaseline`), so a keyframe that resembles every query of
+another condition (a hub) does not outvote the place the robot is at.
 
 Without odometry (:class:`SequenceSearch`) the last ``length`` frames are matched against straight
 lines through each traversal's keyframe sequence (a map may hold several drives; each is searched on
@@ -53,6 +55,48 @@ def frame_scores(cosine: np.ndarray, *partial: tuple[np.ndarray, np.ndarray]) ->
         filled[np.asarray(rows, np.int64)] = values
         total = total + CX_WEIGHT * zscore(filled)
     return total
+
+
+class KeyframeBaseline:
+    """Each keyframe's score relative to its own mean over the last ``frames`` frames.
+
+    At night or in fog a few day keyframes resemble every query (hubs): they top each frame's
+    normalised scores, and a filter or a sequence search adds that bias up into a confident, wrong
+    track (demo street at night with odometry: 85 m off at a support of 0.99). Over recent frames the
+    robot was mostly somewhere else, so a keyframe's mean there is what it scores against places it
+    does not show; subtracting it leaves what is particular to this frame — the per-keyframe
+    normalisation SeqSLAM's contrast enhancement aims at. With odometry a frame joins the history only
+    once the robot moved ``min_step_m`` since the last one: a stopped robot would otherwise fill the
+    history with its own place and cancel it. ``frames`` = 0 passes scores through."""
+
+    #: frames held before the baseline is used (fewer: scores pass through unchanged)
+    MIN_FRAMES = 3
+
+    def __init__(self, frames: int) -> None:
+        self.frames = int(frames)
+        self.history: deque[np.ndarray] = deque(maxlen=max(self.frames, 1))
+        self._last_position: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.history.clear()
+        self._last_position = None
+
+    def normalise(self, scores: np.ndarray, position: np.ndarray | None = None, min_step_m: float = 0.0) -> np.ndarray:
+        """``scores`` of every keyframe this frame, less each keyframe's mean over the held frames."""
+        scores = np.asarray(scores, np.float64)
+        if self.frames <= 0:
+            return scores
+        if self.history and self.history[0].shape != scores.shape:  # the map grew or changed
+            self.reset()
+        moved = (position is None or self._last_position is None
+                 or float(np.linalg.norm(np.asarray(position, np.float64) - self._last_position)) >= min_step_m)
+        if moved:
+            self.history.append(scores.copy())
+            if position is not None:
+                self._last_position = np.asarray(position, np.float64).copy()
+        if len(self.history) < self.MIN_FRAMES:
+            return scores
+        return scores - np.mean(np.stack(self.history), axis=0)
 
 
 @dataclass
