@@ -1,4 +1,6 @@
 """The relocalization engine on real images: ranking, verification, mapping rules, bad input."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -160,3 +162,22 @@ def engine_frame(engine, image):
     from dejavu_ros.relocalization.frame import describe
 
     return describe(image, engine.extractor, engine.cfg, engine.grid_shape)
+
+
+def test_the_route_baseline_counts_frames_after_motion_and_follows_its_parameter(tmp_path):
+    frames = tum_frames()
+    cfg = config_for(tmp_path / "route.db")
+    cfg.engine.sequence_length = 3
+    engine = RelocalizationEngine.from_config(cfg, map_mode="map", extractor=trained_extractor())
+    picks = frames[:: max(1, len(frames) // 4)][:4]
+    for i, path in enumerate(picks):
+        engine.add_frame(read_rgb(path), float(i), [2.0 * i, 0, 0], IDENTITY, camera=TUM_CAMERA)
+    assert engine.map_size >= 2
+    query = read_rgb(frames[1])
+    for t, x in enumerate([0.0, 0.0, 0.0, 3.0, 6.0]):  # stopped three frames, then driving
+        engine.relocalize(query, 10.0 + t, TUM_CAMERA, odometry=np.array([x, 0.0, 0.0]))
+    assert len(engine._baseline.history) == 3  # the first frame, then one per move
+    changed = copy.deepcopy(cfg)  # a parameter change arrives as a new config (the node builds one)
+    changed.engine.route_baseline_frames = 0
+    engine.update_config(changed)
+    assert engine._baseline.frames == 0 and not engine._baseline.history
