@@ -174,8 +174,11 @@ def test_the_route_baseline_counts_frames_after_motion_and_follows_its_parameter
         engine.add_frame(read_rgb(path), float(i), [2.0 * i, 0, 0], IDENTITY, camera=TUM_CAMERA)
     assert engine.map_size >= 2
     query = read_rgb(frames[1])
-    for t, x in enumerate([0.0, 0.0, 0.0, 3.0, 6.0]):  # stopped three frames, then driving
-        engine.relocalize(query, 10.0 + t, TUM_CAMERA, odometry=np.array([x, 0.0, 0.0]))
+    engine.relocalize(query, 10.0, TUM_CAMERA, odometry=np.zeros(3))
+    step = engine._route_step  # the median distance between consecutive keyframes
+    assert step > 0
+    for t, x in enumerate([0.0, 0.0, 0.75 * step, 1.5 * step]):  # stopped, then ¾ of a step per frame
+        engine.relocalize(query, 11.0 + t, TUM_CAMERA, odometry=np.array([x, 0.0, 0.0]))
     assert len(engine._baseline.history) == 3  # the first frame, then one per move
     changed = copy.deepcopy(cfg)  # a parameter change arrives as a new config (the node builds one)
     changed.engine.route_baseline_frames = 0

@@ -192,8 +192,22 @@ def test_the_baseline_holds_only_frames_after_the_robot_moved():
         out = without_odometry.normalise(place)
     assert np.allclose(out, 0.0)  # every frame joins: a constant stream has nothing particular left
     assert np.array_equal(KeyframeBaseline(0).normalise(place), place)  # 0 = off
+    at_one_place = KeyframeBaseline(20)  # keyframes sharing a position: a step of 0 m
+    for _ in range(5):
+        at_one_place.normalise(place, np.array([1.0, 2.0, 0.0]), min_step_m=0.0)
+    assert len(at_one_place.history) == 1  # standing still still adds nothing
     baseline.normalise(np.zeros(31))  # the map grew: the history starts again
     assert len(baseline.history) == 1
+
+
+def test_the_baseline_is_the_mean_of_the_last_frames_it_holds():
+    rng = np.random.default_rng(3)
+    baseline = KeyframeBaseline(5)
+    stream = [rng.normal(0.0, 1.0, 12) for _ in range(9)]
+    for s in stream:
+        out = baseline.normalise(s)
+    assert len(baseline.history) == 5
+    assert np.allclose(out, stream[-1] - np.mean(stream[-5:], axis=0), atol=1e-6)  # the oldest frames left
 
 
 @pytest.mark.slow

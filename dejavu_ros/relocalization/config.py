@@ -39,9 +39,10 @@ class EngineConfig:
                                  low=0, high=100, dynamic=True)
     route_baseline_frames: int = param(50, "Route localization: each keyframe's score is taken relative to its "
                                        "own mean over this many recent frames (with odometry, frames after the "
-                                       "robot moved half a keyframe spacing), so keyframes that resemble every "
-                                       "query of another condition (hubs) stop winning the route (0 = off)",
-                                       low=0, high=10000, dynamic=True)
+                                       "robot moved half the median distance between consecutive keyframes of "
+                                       "a drive), so keyframes that resemble every query of another condition "
+                                       "(hubs) stop winning the route; 4 bytes per keyframe and frame (0 = off)",
+                                       low=0, high=1000, dynamic=True)
 
 
 @dataclass

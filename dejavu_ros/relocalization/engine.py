@@ -115,6 +115,7 @@ class RelocalizationEngine(MappingMode):
         self._spacing: np.ndarray | None = None
         self._traversal_keys: list = []
         self._traversals: Traversals | None = None
+        self._route_step = 0.0  # half of it is the motion that adds a frame to the route baseline
         self._index = None  # the FAISS shortlist of a large map
         self._boxes = None  # the overlap head's keyframe boxes (N×2×d: lower, upper), embedded on first use
         self._coarse = CoarseCX()  # the pre-rank's pooled grids, pooled on first use (and as the map grows)
@@ -156,20 +157,18 @@ class RelocalizationEngine(MappingMode):
     def _route_traversals(self) -> Traversals:
         if self._traversals is None or len(self._traversals.which) != self.map_size:
             self._traversals = Traversals.from_map(self._traversal_keys, self._positions)
+            self._route_step = self._traversals.median_step_m  # the route baseline's motion unit
         return self._traversals
 
-    def _spacings(self) -> np.ndarray:
-        """Distance from every keyframe to its nearest other keyframe (inf in a one-keyframe map)."""
+    def _keyframe_spacing(self, row: int) -> float:
+        """Distance from keyframe ``row`` to its nearest other keyframe (inf in a one-keyframe map)."""
         if self._spacing is None or len(self._spacing) != self.map_size:
             if self.map_size < 2:
                 self._spacing = np.full(self.map_size, np.inf)
             else:
                 dist, _ = cKDTree(self._positions).query(self._positions, k=2)
                 self._spacing = dist[:, 1]
-        return self._spacing
-
-    def _keyframe_spacing(self, row: int) -> float:
-        return float(self._spacings()[row])
+        return float(self._spacing[row])
 
     # --- properties the node reports ---------------------------------------------------------
 
@@ -298,12 +297,11 @@ class RelocalizationEngine(MappingMode):
         return cx.cpu().numpy().astype(np.float64)
 
     def _route(self, scores: np.ndarray, odometry, terms: int) -> RouteHypothesis | None:
-        """``scores``: a sum of ``terms`` z-scores; the filter's likelihood is exp of their mean."""
+        """``scores``: a sum of ``terms`` z-scores, taken against each keyframe's recent mean
+        (route.KeyframeBaseline); the filter's likelihood is exp of their mean."""
         traversals = self._route_traversals()
         radius = self.cfg.trust.place_radius_m
-        spacing = self._spacings()
-        step = 0.5 * float(np.median(spacing)) if np.isfinite(spacing).all() else 0.0
-        scores = self._baseline.normalise(scores, odometry, min_step_m=step)
+        scores = self._baseline.normalise(scores, odometry, min_step_m=0.5 * self._route_step)
 
         def near_of(row: int) -> np.ndarray:
             return np.linalg.norm(self._positions - self._positions[row], axis=1) < radius

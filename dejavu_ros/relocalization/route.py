@@ -67,36 +67,49 @@ class KeyframeBaseline:
     does not show; subtracting it leaves what is particular to this frame — the per-keyframe
     normalisation SeqSLAM's contrast enhancement aims at. With odometry a frame joins the history only
     once the robot moved ``min_step_m`` since the last one: a stopped robot would otherwise fill the
-    history with its own place and cancel it. ``frames`` = 0 passes scores through."""
+    history with its own place and cancel it (without odometry every frame joins, so a robot stopped
+    for about ``frames`` frames does cancel it). ``frames`` = 0 passes scores through."""
 
     #: frames held before the baseline is used (fewer: scores pass through unchanged)
     MIN_FRAMES = 3
+    #: with odometry, the least motion (m) that counts even where ``min_step_m`` is 0
+    MIN_MOTION_M = 0.01
 
     def __init__(self, frames: int) -> None:
         self.frames = int(frames)
-        self.history: deque[np.ndarray] = deque(maxlen=max(self.frames, 1))
+        # float32 frames and a float64 running sum: 4 bytes per keyframe and frame held, plus 8 (a
+        # 1M-keyframe map at 50 frames: 208 MB), O(keyframes) work per frame
+        self.history: deque[np.ndarray] = deque()
+        self._sum: np.ndarray | None = None
         self._last_position: np.ndarray | None = None
 
     def reset(self) -> None:
         self.history.clear()
-        self._last_position = None
+        self._sum, self._last_position = None, None
 
     def normalise(self, scores: np.ndarray, position: np.ndarray | None = None, min_step_m: float = 0.0) -> np.ndarray:
         """``scores`` of every keyframe this frame, less each keyframe's mean over the held frames."""
         scores = np.asarray(scores, np.float64)
         if self.frames <= 0:
             return scores
-        if self.history and self.history[0].shape != scores.shape:  # the map grew or changed
+        if self._sum is not None and self._sum.shape != scores.shape:  # the map grew or changed
             self.reset()
         moved = (position is None or self._last_position is None
-                 or float(np.linalg.norm(np.asarray(position, np.float64) - self._last_position)) >= min_step_m)
+                 or float(np.linalg.norm(np.asarray(position, np.float64) - self._last_position))
+                 >= max(min_step_m, self.MIN_MOTION_M))
         if moved:
-            self.history.append(scores.copy())
+            frame = scores.astype(np.float32)
+            if self._sum is None:
+                self._sum = np.zeros(scores.shape, np.float64)
+            if len(self.history) == self.frames:
+                self._sum -= self.history.popleft()
+            self.history.append(frame)
+            self._sum += frame
             if position is not None:
                 self._last_position = np.asarray(position, np.float64).copy()
         if len(self.history) < self.MIN_FRAMES:
             return scores
-        return scores - np.mean(np.stack(self.history), axis=0)
+        return scores - self._sum / len(self.history)
 
 
 @dataclass
@@ -107,6 +120,13 @@ class Traversals:
     arc: list[np.ndarray]
     which: np.ndarray  # (N,) traversal index of every row
     index: np.ndarray  # (N,) position of every row inside its traversal
+
+    @property
+    def median_step_m(self) -> float:
+        """The median distance between consecutive keyframes of a drive (0 without any)."""
+        steps = np.concatenate([np.diff(a) for a in self.arc] + [np.zeros(0)])
+        steps = steps[steps > 0]
+        return float(np.median(steps)) if len(steps) else 0.0
 
     @classmethod
     def from_map(cls, keys: list, positions: np.ndarray) -> "Traversals":
