@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _config import add_set_flag, config_from_sets  # noqa: E402
 from dejavu_ros.config import DejavuConfig  # noqa: E402
-from dejavu_ros.schema import apply_flat  # noqa: E402
 from dejavu_ros.demo.world import make_street, render  # noqa: E402
 from dejavu_ros.features.extractor import FeatureExtractor  # noqa: E402
 from dejavu_ros.map.store import KeyframeMap  # noqa: E402
@@ -86,15 +86,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--precision", default="fp32")
     p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "openvino"), help="features.backend")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override one parameter of the schema (repeatable), e.g. engine.shortlist_k=20")
+    add_set_flag(p)
     args = p.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     rng = np.random.default_rng(0)
-    try:
-        cfg = apply_flat(DejavuConfig(), dict(item.split("=", 1) for item in args.set))
-    except ValueError:
-        p.error("--set takes NAME=VALUE")
+    cfg = config_from_sets(p, args.set)
     cfg.features.model, cfg.features.device, cfg.features.precision = args.model, args.device, args.precision
     cfg.features.threads = args.threads  # the extractor sets torch's thread count from this
     cfg.features.backend = args.backend

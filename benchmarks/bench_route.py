@@ -1,6 +1,7 @@
 """Route localization on a seasonal drive: single frames, sequences, the odometry filter. Prints JSON.
 
     python benchmarks/bench_route.py --data DATA_DIR [--places 1431-1788] [--length 10] [--modes single sequence odometry]
+        [--set NAME=VALUE ...]
 
 The shared Nordland line (nordland_64x32, see its SOURCE.txt) as a drive: the summer frames of
 ``--places`` are the map (a place every 10 m along a line), the winter frames the queries, in
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _config import add_set_flag, config_from_sets
 from dejavu_ros.config import DejavuConfig
 from dejavu_ros.evaluation import calibration as cal
 from dejavu_ros.evaluation import scenarios as sc
@@ -45,7 +47,9 @@ def main() -> int:
                    choices=["single", "sequence", "odometry"])
     p.add_argument("--model", default="")
     p.add_argument("--threads", type=int, default=1)
+    add_set_flag(p, "engine.route_baseline_frames=0")
     args = p.parse_args()
+    config_from_sets(p, args.set)  # a bad override stops here, before the first mode runs
     torch.set_num_threads(args.threads)
     places = sc.parse_places(args.places)
     scenario = sc.nordland_route(args.data / "nordland_64x32", places, places)
@@ -54,7 +58,7 @@ def main() -> int:
     report = {"map": f"nordland summer {args.places}", "queries": "winter, in driving order",
               "dvf_model": fe.source, "modes": {}}
     for mode in args.modes:
-        cfg = DejavuConfig()
+        cfg = config_from_sets(p, args.set)
         cfg.features.device, cfg.features.model = "cpu", args.model
         cfg.engine.sequence_length = 0 if mode == "single" else args.length
         t0 = time.perf_counter()

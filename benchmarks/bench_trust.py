@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _config import add_set_flag, config_from_sets
 from dejavu_ros.config import DejavuConfig
-from dejavu_ros.schema import ConfigError, apply_flat
 from dejavu_ros.evaluation import calibration as cal
 from dejavu_ros.evaluation import scenarios as sc
 from dejavu_ros.features.extractor import FeatureExtractor
@@ -112,8 +112,7 @@ def main() -> int:
     p.add_argument("--length", type=int, default=10, help="engine.sequence_length of the route runs")
     p.add_argument("--collect-min-inliers", type=int, default=12,
                    help="matching.min_inliers while collecting (the lowest gate scored)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="a configuration override, as the CLI's flags (repeatable), e.g. matching.keypoint_head=H")
+    add_set_flag(p, "matching.keypoint_head=H")
     p.add_argument("--gates", type=lambda v: [int(x) for x in v.split(",")], default=[12, 16, 20],
                    help="matching.min_inliers gates to score; the best by the declared rule is chosen")
     args = p.parse_args()
@@ -121,12 +120,7 @@ def main() -> int:
         p.error("--gates must not go below --collect-min-inliers (lower gates were not collected)")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        cfg = apply_flat(DejavuConfig(), dict(item.split("=", 1) for item in args.set))
-    except ConfigError as err:  # an unknown name or a bad value
-        p.error(str(err))
-    except ValueError:
-        p.error("--set takes NAME=VALUE")
+    cfg = config_from_sets(p, args.set)
     cfg.matching.min_inliers = args.collect_min_inliers
     cfg.features.model, cfg.features.device, cfg.features.threads = args.model, "cpu", args.threads
     fe = FeatureExtractor.from_config(cfg.features)
