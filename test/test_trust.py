@@ -135,6 +135,21 @@ def test_the_pose_comes_from_the_trusted_place_keyframe_sharing_most_of_the_view
     assert pose_anchor(0, near, checked, np.array([0.9999, 0.5, 0.5, 0.5, 1.0]), 0.996) == 0
 
 
+def test_with_a_route_its_keyframe_anchors_the_pose_when_it_is_a_near_tie():
+    # the demo street in fog: the keyframe with the most inliers (28) stands 8.5 m from the camera, the
+    # route's keyframe 3.5 m away has 24 (>= 80 %): the route says where along the facade the camera is
+    positions = np.array([[60, 0, 0], [55, 0, 0], [56, 0, 0], [200, 0, 0]], float)
+    near = trust.same_place(positions, 15.0)
+    checked = {k: (_verification("fundamental", inliers=n), None) for k, n in enumerate([28, 24, 21, 90])}
+    confidence = np.array([0.9999, 0.9999, 0.9999, 0.9999])
+    assert pose_anchor(0, near, checked, confidence, 0.996) == 0
+    assert pose_anchor(0, near, checked, confidence, 0.996, route=1) == 1
+    assert pose_anchor(0, near, checked, confidence, 0.996, route=2) == 0  # 21 < 0.8 · 28: no tie
+    assert pose_anchor(0, near, checked, confidence, 0.996, route=3) == 0  # another place
+    confidence[1] = 0.9
+    assert pose_anchor(0, near, checked, confidence, 0.996, route=1) == 0  # not trusted itself
+
+
 def test_near_tie_keyframes_of_the_trusted_place_widen_the_position_covariance():
     # the demo street in fog (arm D's evidence): the anchor with 28 inliers stands 8 m behind the
     # camera, a trusted keyframe 8 m ahead of it has 28 too, one 12 m ahead 24 (>= 80 %); 19 is no tie

@@ -95,7 +95,7 @@ def test_a_published_pose_is_judged_on_the_keyframe_the_engine_anchors_it_on():
     assert cal.decide(q, model, 20) == (p_winner, False)
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(8))
 def test_the_anchor_rule_is_the_engines(seed):
     from types import SimpleNamespace
 
@@ -110,10 +110,12 @@ def test_the_anchor_rule_is_the_engines(seed):
     best = int(np.argmax(probability))
     near = trust.same_place(np.stack([x, np.zeros(k), np.zeros(k)], 1), 15.0)
     checked = {i: (SimpleNamespace(accepted=True, num_inliers=int(inliers[i])), None) for i in range(k)}
-    pool = tuple((float(probability[i]), int(inliers[i]), bool(correct[i]), i == best) for i in range(k) if near[best, i])
-    for threshold in np.quantile(probability, [0.0, 0.3, 0.6, 0.9]):
-        assert cal.AnchoredPlace(pool).correct_at(threshold) == correct[
-            pose_anchor(best, near, checked, probability, threshold)]
+    for route in (None, *range(k)):  # no route, or the route naming each candidate in turn
+        pool = tuple((float(probability[i]), int(inliers[i]), bool(correct[i]), i == best, i == route)
+                     for i in range(k) if near[best, i])
+        for threshold in np.quantile(probability, [0.0, 0.3, 0.6, 0.9]):
+            assert cal.AnchoredPlace(pool).correct_at(threshold) == correct[
+                pose_anchor(best, near, checked, probability, threshold, route=route)]
 
 
 def test_candidates_the_engine_verified_below_the_reported_ones_count_for_the_decision_not_the_fit():

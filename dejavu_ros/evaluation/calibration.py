@@ -33,6 +33,7 @@ from ..features.extractor import FeatureExtractor
 from ..map.store import KeyframeMap
 from ..relocalization.engine import RelocalizationEngine
 from ..relocalization.frame import describe, make_keyframe
+from ..relocalization.pose import NEAR_TIE_INLIERS, ROUTE_ANCHOR_SUPPORT
 from ..relocalization.trust import FEATURES, OtherPlace, TrustModel
 from .scenarios import Frame, Scenario
 
@@ -65,6 +66,7 @@ class QueryOutcome:
     winner_correct: bool = False
     confidence: float = 0.0
     route_correct: bool | None = None  # the route hypothesis shows the query's place (None: route off)
+    route_keyframe: int | None = None  # the keyframe id the route hypothesis names (None: route off)
     top1_correct: bool = False  # the best CX candidate does
     timings_ms: dict = field(default_factory=dict)
 
@@ -138,6 +140,7 @@ def _outcome(scenario: Scenario, query: Frame, result, where: dict[int, np.ndarr
                         winner_correct=winner is not None and scenario.correct(where[winner], query),
                         confidence=result.confidence,
                         route_correct=None if route is None else scenario.correct(where[route], query),
+                        route_keyframe=None if route is None else int(route),
                         top1_correct=bool(cands) and cands[0].correct, timings_ms=dict(result.timings_ms))
 
 
@@ -220,14 +223,18 @@ def passes_gate(c: CandidateOutcome, min_inliers: int | None = None) -> bool:
 class AnchoredPlace:
     """Whether a published frame's pose is right, as the engine anchors it (relocalization/pose.py:
     ``pose_anchor``): among the gated candidates of the winner's place whose probability reaches the
-    publishing threshold, the one with the most inliers (ties keep the winner) gives the pose, so
-    which keyframe that is — and whether it lies within the tolerance — depends on the threshold."""
+    publishing threshold, the one with the most inliers (ties keep the winner) gives the pose — or the
+    route's keyframe when it is one of that candidate's near ties — so which keyframe that is, and
+    whether it lies within the tolerance, depends on the threshold."""
 
-    pool: tuple[tuple[float, int, bool, bool], ...]  # (probability, inliers, correct, is the winner)
+    #: (probability, inliers, correct, is the winner, is the route's keyframe)
+    pool: tuple[tuple[float, int, bool, bool, bool], ...]
 
     def correct_at(self, threshold: float) -> bool:
         members = [m for m in self.pool if m[3] or m[0] >= threshold]
-        return max(members, key=lambda m: (m[1], m[3]))[2]
+        anchor = max(members, key=lambda m: (m[1], m[3]))
+        route = [m for m in members if m[4] and m is not anchor and m[1] >= NEAR_TIE_INLIERS * anchor[1]]
+        return (route[0] if route else anchor)[2]
 
 
 def correct_at(ok: "bool | AnchoredPlace", threshold: float) -> bool:
@@ -251,7 +258,10 @@ def decide(outcome: QueryOutcome, model: TrustModel, min_inliers: int | None = N
     if best.position is None:
         return best_p, best.correct
     here = np.asarray(best.position)
-    pool = tuple((p, inliers(c), c.correct, c is best) for p, c in scored
+    def settled_route(c: CandidateOutcome) -> bool:  # the engine's pose_anchor(route=...) condition
+        return c.keyframe_id == outcome.route_keyframe and c.features["route_support"] >= ROUTE_ANCHOR_SUPPORT
+
+    pool = tuple((p, inliers(c), c.correct, c is best, settled_route(c)) for p, c in scored
                  if c.position is not None and np.linalg.norm(np.asarray(c.position) - here) < place_radius_m)
     return best_p, AnchoredPlace(pool)
 

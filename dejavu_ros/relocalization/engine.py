@@ -8,7 +8,8 @@ re-ranked by the full CX in one batch → route localization over the recent fra
 keyframe and of the runner-up places → the trust decision (relocalization/trust.py): each verified
 keyframe's evidence against the strongest other place, calibrated into a probability; the best place is
 published when it reaches ``trust.min_confidence``, its pose anchored on the keyframe of that place sharing
-the most of the view (relocalization/pose.py: ``pose_anchor``).
+the most of the view, or on the route's keyframe when a settled route names one that nearly ties
+(relocalization/pose.py: ``pose_anchor``).
 
 The keyframe tensors the hot path needs (global descriptors, CX grids, poses) are loaded once per
 map onto the engine's device; everything else (corners, thumbnails) is read per verified keyframe.
@@ -44,7 +45,7 @@ from .frame import FrameFeatures, describe, usable_camera
 from .keyframe_matching import refine_keyframe, verify_keyframe
 from .mapping import MappingMode, open_map
 from .overlap import box_overlaps, embed_grids, load_box_head
-from .pose import anchor_spread, estimate_pose, pose_anchor, trusted_place
+from .pose import ROUTE_ANCHOR_SUPPORT, anchor_spread, estimate_pose, pose_anchor, trusted_place
 from .result import Candidate, RelocalizationResult, Status
 from .route import (
     KeyframeBaseline,
@@ -369,7 +370,9 @@ class RelocalizationEngine(MappingMode):
             result.message = (f"confidence {result.confidence:.3f} < trust.min_confidence "
                               f"{cfg.trust.min_confidence}: keyframe {kf.id} does not stand out from other places")
         else:
-            anchor = pose_anchor(best, near, checked, confidence, cfg.trust.min_confidence)
+            settled = route is not None and route.support >= ROUTE_ANCHOR_SUPPORT
+            anchor = pose_anchor(best, near, checked, confidence, cfg.trust.min_confidence,
+                                 route=route_k if settled else None)
             spread = anchor_spread(anchor, trusted_place(best, near, checked, confidence, cfg.trust.min_confidence),
                                    checked, self._positions[rows])
             geo, kf = checked[anchor]
