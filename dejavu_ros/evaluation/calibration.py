@@ -258,6 +258,7 @@ def decide(outcome: QueryOutcome, model: TrustModel, min_inliers: int | None = N
     if best.position is None:
         return best_p, best.correct
     here = np.asarray(best.position)
+
     def settled_route(c: CandidateOutcome) -> bool:  # the engine's pose_anchor(route=...) condition
         return c.keyframe_id == outcome.route_keyframe and c.features["route_support"] >= ROUTE_ANCHOR_SUPPORT
 
