@@ -175,7 +175,7 @@ def test_the_route_baseline_counts_frames_after_motion_and_follows_its_parameter
     assert engine.map_size >= 2
     query = read_rgb(frames[1])
     engine.relocalize(query, 10.0, TUM_CAMERA, odometry=np.zeros(3))
-    step = engine._route_step  # the median distance between consecutive keyframes
+    step = engine._route_traversals().median_step_m  # the median distance between consecutive keyframes
     assert step > 0
     for t, x in enumerate([0.0, 0.0, 0.75 * step, 1.5 * step]):  # stopped, then ¾ of a step per frame
         engine.relocalize(query, 11.0 + t, TUM_CAMERA, odometry=np.array([x, 0.0, 0.0]))

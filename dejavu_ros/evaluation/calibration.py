@@ -33,7 +33,7 @@ from ..features.extractor import FeatureExtractor
 from ..map.store import KeyframeMap
 from ..relocalization.engine import RelocalizationEngine
 from ..relocalization.frame import describe, make_keyframe
-from ..relocalization.pose import NEAR_TIE_INLIERS, ROUTE_ANCHOR_SUPPORT
+from ..relocalization.pose import ROUTE_ANCHOR_SUPPORT, near_tie
 from ..relocalization.trust import FEATURES, OtherPlace, TrustModel
 from .scenarios import Frame, Scenario
 
@@ -233,7 +233,7 @@ class AnchoredPlace:
     def correct_at(self, threshold: float) -> bool:
         members = [m for m in self.pool if m[3] or m[0] >= threshold]
         anchor = max(members, key=lambda m: (m[1], m[3]))
-        route = [m for m in members if m[4] and m is not anchor and m[1] >= NEAR_TIE_INLIERS * anchor[1]]
+        route = [m for m in members if m[4] and m is not anchor and near_tie(m[1], anchor[1])]
         return (route[0] if route else anchor)[2]
 
 

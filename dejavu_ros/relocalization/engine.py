@@ -116,7 +116,6 @@ class RelocalizationEngine(MappingMode):
         self._spacing: np.ndarray | None = None
         self._traversal_keys: list = []
         self._traversals: Traversals | None = None
-        self._route_step = 0.0  # half of it is the motion that adds a frame to the route baseline
         self._index = None  # the FAISS shortlist of a large map
         self._boxes = None  # the overlap head's keyframe boxes (N×2×d: lower, upper), embedded on first use
         self._coarse = CoarseCX()  # the pre-rank's pooled grids, pooled on first use (and as the map grows)
@@ -158,7 +157,6 @@ class RelocalizationEngine(MappingMode):
     def _route_traversals(self) -> Traversals:
         if self._traversals is None or len(self._traversals.which) != self.map_size:
             self._traversals = Traversals.from_map(self._traversal_keys, self._positions)
-            self._route_step = self._traversals.median_step_m  # the route baseline's motion unit
         return self._traversals
 
     def _keyframe_spacing(self, row: int) -> float:
@@ -302,7 +300,7 @@ class RelocalizationEngine(MappingMode):
         (route.KeyframeBaseline); the filter's likelihood is exp of their mean."""
         traversals = self._route_traversals()
         radius = self.cfg.trust.place_radius_m
-        scores = self._baseline.normalise(scores, odometry, min_step_m=0.5 * self._route_step)
+        scores = self._baseline.normalise(scores, odometry, min_step_m=0.5 * traversals.median_step_m)
 
         def near_of(row: int) -> np.ndarray:
             return np.linalg.norm(self._positions - self._positions[row], axis=1) < radius

@@ -49,6 +49,11 @@ NEAR_TIE_INLIERS = 0.8
 ROUTE_ANCHOR_SUPPORT = 0.9
 
 
+def near_tie(inliers: float, anchor_inliers: float) -> bool:
+    """A keyframe with ``inliers`` shares almost as much of the view as an anchor with ``anchor_inliers``."""
+    return inliers >= NEAR_TIE_INLIERS * anchor_inliers
+
+
 def estimate_pose(geo: GeometricVerification, kf: Keyframe, camera: CameraIntrinsics | None,
                   cfg: MatchingConfig, confidence: float, spacing_m: float, place_radius_m: float,
                   points3d: np.ndarray | None = None, spread_m: float = 0.0) -> PoseEstimate:
@@ -101,7 +106,7 @@ def pose_anchor(best: int, near: np.ndarray, checked: dict, confidence: np.ndarr
     pool = trusted_place(best, near, checked, confidence, min_confidence)
     anchor = max(pool, key=lambda k: (checked[k][0].num_inliers, k == best), default=best)
     if route is not None and route != anchor and route in pool and \
-            checked[route][0].num_inliers >= NEAR_TIE_INLIERS * checked[anchor][0].num_inliers:
+            near_tie(checked[route][0].num_inliers, checked[anchor][0].num_inliers):
         return route
     return anchor
 
@@ -121,7 +126,6 @@ def anchor_spread(anchor: int, pool: list[int], checked: dict, positions: np.nda
     the most inliers stood 6.5–8.5 m from the camera while a keyframe 0.5–3.5 m away had 1–4 fewer
     inliers; publishing the anchor with the spacing's σ (2 m) would claim 3–4 σ of confidence in the
     wrong keyframe."""
-    floor = NEAR_TIE_INLIERS * checked[anchor][0].num_inliers
     here = np.asarray(positions[anchor], np.float64)
-    ties = [k for k in pool if k != anchor and checked[k][0].num_inliers >= floor]
+    ties = [k for k in pool if k != anchor and near_tie(checked[k][0].num_inliers, checked[anchor][0].num_inliers)]
     return max((float(np.linalg.norm(np.asarray(positions[k], np.float64) - here)) for k in ties), default=0.0)

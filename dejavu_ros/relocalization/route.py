@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -121,7 +122,7 @@ class Traversals:
     which: np.ndarray  # (N,) traversal index of every row
     index: np.ndarray  # (N,) position of every row inside its traversal
 
-    @property
+    @cached_property
     def median_step_m(self) -> float:
         """The median distance between consecutive keyframes of a drive (0 without any)."""
         steps = np.concatenate([np.diff(a) for a in self.arc] + [np.zeros(0)])
