@@ -21,6 +21,10 @@ again with route localization on (``+seq``) and with odometry (``+odom``); then:
 * the previous rule (≥ 20 inliers at ≥ 25 %, best of the top 3 by inliers) in the same run.
 
 The raw evidence is saved as ``--out/evidence.json`` so fits can be redone with ``--from-evidence``.
+``--score-trust MODEL.json`` also scores that calibration as it is (its own threshold and inlier
+gate, no refit) on the evidence: what a user gets who runs the shipped model under another
+configuration (``--set features.precision=bf16``, another backend) — compare with the same scoring
+of the evidence collected under the configuration it was fitted on.
 """
 from __future__ import annotations
 
@@ -115,6 +119,7 @@ def main() -> int:
     add_set_flag(p, "matching.keypoint_head=H")
     p.add_argument("--gates", type=lambda v: [int(x) for x in v.split(",")], default=[12, 16, 20],
                    help="matching.min_inliers gates to score; the best by the declared rule is chosen")
+    p.add_argument("--score-trust", type=Path, help="also score this trust model as it is (no refit) on the evidence")
     args = p.parse_args()
     if min(args.gates) < args.collect_min_inliers:
         p.error("--gates must not go below --collect-min-inliers (lower gates were not collected)")
@@ -168,6 +173,9 @@ def main() -> int:
                          "precision": round(100.0 * np.mean(published_old), 2) if published_old else None,
                          "recall": round(100.0 * sum(published_old) / len(qs), 2)}}
     report["coefficients"] = model.coef
+    if args.score_trust:
+        report["scored_as_is"] = score_as_is(outcomes, TrustModel.load(args.score_trust), cfg.trust.place_radius_m)
+        report["scored_as_is"]["model"] = str(args.score_trust)
     _plot(lodo, threshold, args.out / "trust_pr.png")
     (args.out / "trust_report.json").write_text(json.dumps(report, indent=1))
     if args.write:
@@ -175,6 +183,20 @@ def main() -> int:
         report["written"] = str(args.write)
     print(json.dumps(report, indent=1))
     return 0
+
+
+def score_as_is(outcomes, model: TrustModel, place_radius_m: float) -> dict:
+    """Published / wrong per scenario and pooled under ``model`` at its own threshold and inlier gate."""
+    gate = int(model.meta.get("min_inliers", 0)) or None
+    out = {"threshold": model.threshold, "min_inliers": gate, "per_data_set": {}}
+    by_name: dict[str, list] = {}
+    for q in outcomes:
+        by_name.setdefault(q.scenario, []).append(cal.decide(q, model, gate, place_radius_m))
+    for name, scored in sorted(by_name.items()) + [("pooled", [s for v in by_name.values() for s in v])]:
+        prec, rec, n_pub, wrong = cal.precision_recall(scored, model.threshold)
+        out["per_data_set"][name] = {"queries": len(scored), "published": n_pub, "wrong": wrong,
+                                     "precision": round(prec, 2), "recall": round(rec, 2)}
+    return out
 
 
 def _outcome_from_dict(d: dict) -> cal.QueryOutcome:

@@ -190,3 +190,8 @@ def test_bf16_on_the_cpu_runs_in_bf16_and_keeps_the_descriptors(shared_data):
     assert float((a - b).abs().max()) > 1e-4  # autocast ran: bf16 rounding shows
     cosine = torch.nn.functional.cosine_similarity(a, b, dim=0)
     assert float(cosine.mean()) > 0.9999 and float(cosine.quantile(0.01)) > 0.999
+    # unit length again in float32, so the matchers take the map as it is instead of normalising it per keyframe
+    assert float((b.norm(dim=0) - 1).abs().max()) < 1e-5
+    from dejavu_ros.matching.dense_matching import unit_map
+
+    assert unit_map(b) is b

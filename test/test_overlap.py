@@ -115,18 +115,22 @@ def test_sift_similarity_recovers_a_zoom_both_ways(tum_frame, zoom):
     assert forward.inliers >= 30
 
 
-def test_sift_similarity_finds_a_zoom_of_the_darkest_frame_only_after_equalisation(monkeypatch):
+def test_sift_similarity_in_the_dark_needs_equalisation_or_the_looser_gate(monkeypatch):
     # TILDE mexico (held out): its sunny frame against a 2× zoom of its darkest
     folder = shared("tilde_webcam", "mexico")
     sunny = cut(read_rgb(folder / "20130629_180216.jpg"), np.array([0.0, 0.0, 1.0, 1.0]), 320)
     dark = cut(read_rgb(folder / "20130128_111716.jpg"), np.array([0.2, 0.2, 0.7, 0.7]), 320)
     found = sift_views(sunny, dark)
-    assert found is not None and found.scale == pytest.approx(2.0, rel=0.05) and found.inliers >= 12
+    assert found is not None and found.scale == pytest.approx(2.0, rel=0.05) and found.inliers >= 20
     from dejavu_ros.matching import view_overlap
 
     plain = view_overlap.sift_features
     monkeypatch.setattr(view_overlap, "sift_features", lambda image, n, equalise=False: plain(image, n))
-    assert sift_views(sunny, dark) is None  # without CLAHE too few keypoints survive the dark
+    # without CLAHE fewer keypoints survive the dark: the engine's SIFT settings (ratio 0.8, ten
+    # inliers) find nothing, the overlap's looser gate (0.9, seven) still the right zoom, on half the consensus
+    assert sift_views(sunny, dark, ratio=0.8, min_inliers=10) is None
+    loose = sift_views(sunny, dark)
+    assert loose is not None and loose.scale == pytest.approx(2.0, rel=0.05) and loose.inliers < found.inliers * 0.75
 
 
 def test_unrelated_views_share_nothing(tum_frame):

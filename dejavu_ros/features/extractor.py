@@ -12,7 +12,7 @@ from ..errors import DejavuError
 from ..resources import default_model_path
 from .checkpoint import CheckpointError, fingerprint, load_checkpoint
 from .config import FeatureConfig
-from .dvf import DVF, MIN_SIDE, DVFConfig
+from .dvf import DVF, MIN_SIDE, DVFConfig, unit_channels
 from .preprocess import pad_to_min_side, resize, to_tensor
 
 log = logging.getLogger(__name__)
@@ -135,12 +135,13 @@ class FeatureExtractor:
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         dtype = autocast_dtype(self.device, self.precision)
-        if dtype is not None:
-            with torch.autocast(self.device.type, dtype=dtype):
-                out = self.model(batch)
-        else:
-            out = self.model(batch)
-        return out[..., :height, :width].float().contiguous()
+        if dtype is None:
+            return self.model(batch)[..., :height, :width].contiguous()
+        with torch.autocast(self.device.type, dtype=dtype):
+            out = self.model(batch)[..., :height, :width].float()
+        # normalised again in float32: bf16/fp16 rounding leaves norms 0.1–0.5 % off 1, and the
+        # matchers would normalise the whole map once per keyframe (matching/dense_matching.py: unit_map)
+        return unit_channels(out).contiguous() if self.model.cfg.normalize else out.contiguous()
 
     def extract(self, image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
         """One H×W×3 image → n×H×W descriptors (at ``size`` = (w, h) when given)."""
