@@ -2,6 +2,7 @@
 import copy
 
 import numpy as np
+import torch
 import pytest
 
 from dejavu_ros.io.images import read_rgb
@@ -184,3 +185,20 @@ def test_the_route_baseline_counts_frames_after_motion_and_follows_its_parameter
     changed.engine.route_baseline_frames = 0
     engine.update_config(changed)
     assert engine._baseline.frames == 0 and not engine._baseline.history
+    engine.cfg.engine.route_baseline_frames = 7  # a caller changing the engine's own config in place
+    engine.update_config(engine.cfg)
+    assert engine._baseline.frames == 7
+
+
+def test_a_frame_makes_each_maps_search_layout_once():
+    from dejavu_ros.config import DejavuConfig
+    from dejavu_ros.matching.dense_matching import cell_layout
+    from dejavu_ros.relocalization.frame import describe
+
+    cfg = DejavuConfig()
+    frame = describe(read_rgb(sorted(shared("tum_fr3_sequence").glob("*.png"))[0]), trained_extractor(), cfg)
+    first = frame.search_layout(frame.dense, cfg.matching)
+    assert frame.search_layout(frame.dense, cfg.matching) is first  # every verified keyframe reuses it
+    assert torch.equal(first, cell_layout(frame.dense, cfg.matching.dense_stride))
+    half = frame.pyramid(trained_extractor(), [0.5])[0]
+    assert frame.search_layout(half, cfg.matching).shape[0] < first.shape[0]  # one per map

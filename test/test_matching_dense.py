@@ -39,6 +39,23 @@ def test_dense_search_finds_the_shifted_pixel(scene, coarse, stride):
     assert np.array_equal(m.map_xy, xy[m.map_idx])
 
 
+def test_a_frame_made_layout_gives_the_same_matches_and_a_stale_one_is_ignored(scene):
+    from dejavu_ros.matching.dense_matching import search_layout
+
+    gray, _, xy, desc = scene
+    query = patch_dense(shift_image(gray, 6.0, -4.0), radius=5, blur=0.5, smooth=1.0)
+    cfg = MatchingConfig(dense_coarse="exact")
+    plain = match_dense(xy, desc, query, cfg)
+    given = match_dense(xy, desc, query, cfg, layout=search_layout(query, cfg))
+    assert len(plain) > 50 and np.array_equal(plain.query_xy, given.query_xy)
+    assert np.array_equal(plain.map_idx, given.map_idx)
+    # a map that is not unit length is normalised first: a layout made from it as given is not used
+    scaled = query * torch.from_numpy(np.random.default_rng(0).uniform(1.0, 3.0, query.shape[1:]).astype(np.float32))
+    assert np.array_equal(match_dense(xy, desc, scaled, cfg, layout=search_layout(scaled, cfg)).query_xy,
+                          match_dense(xy, desc, scaled, cfg).query_xy)
+    assert search_layout(query, MatchingConfig(dense_coarse="pooled", dense_stride=2)) is None
+
+
 def test_subpixel_shift_is_recovered_below_a_quarter_pixel(scene):
     gray, _, xy, desc = scene
     shift = np.array([2.5, 1.25], np.float32)

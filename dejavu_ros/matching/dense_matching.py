@@ -30,13 +30,16 @@ SEARCH_BUDGET_BYTES = 64 << 20
 
 
 def match_dense(keyframe_xy, keyframe_desc, query_dense: torch.Tensor,
-                cfg: MatchingConfig | None = None) -> Matches:
+                cfg: MatchingConfig | None = None, layout: torch.Tensor | None = None) -> Matches:
     """Match keyframe corners (K, 2) with descriptors (K, n) into the query map n×H×W.
 
     Returned ``query_xy`` are sub-pixel positions in the query map's pixels; ``query_idx`` is -1.
+    ``layout``: the map's :func:`search_layout`, when the caller searches it for several keyframes.
     """
     cfg = cfg or MatchingConfig()
     dense = unit_map(check_dense(query_dense, "query_dense"))
+    if dense is not query_dense:
+        layout = None  # made for the map before it was normalised
     kxy = as_xy(keyframe_xy, "keyframe_xy")
     kd = as_unit_descriptors(keyframe_desc, "keyframe_desc", dense.device, dim=dense.shape[0])
     if len(kd) != len(kxy):
@@ -45,7 +48,7 @@ def match_dense(keyframe_xy, keyframe_desc, query_dense: torch.Tensor,
     if len(kxy) == 0:
         return Matches.empty("dense", counts | {"ratio": 0})
 
-    found_xy, best_sim, second_sim = dense_search(kd, dense, cfg)
+    found_xy, best_sim, second_sim = dense_search(kd, dense, cfg, layout)
     ratio = distance_ratio(best_sim, second_sim)
     keep = torch.isfinite(best_sim) & (ratio <= cfg.ratio)
     counts["ratio"] = int(keep.sum())
@@ -77,9 +80,19 @@ def unit_map(dense: torch.Tensor) -> torch.Tensor:
     return F.normalize(dense, dim=0)
 
 
+def search_layout(dense: torch.Tensor, cfg: MatchingConfig) -> torch.Tensor | None:
+    """What the exact coarse search regroups the unit query map into (:func:`cell_layout`); None for
+    the pooled search. It depends on the map alone, so a frame makes it once for all the keyframes it
+    verifies (1.4 ms a keyframe at 320×240)."""
+    n, h, w = dense.shape
+    stride = max(1, min(int(cfg.dense_stride), h, w))
+    return cell_layout(dense, stride) if cfg.dense_coarse == "exact" or stride == 1 else None
+
+
 @torch.no_grad()
-def dense_search(desc: torch.Tensor, dense: torch.Tensor, cfg: MatchingConfig):
-    """Best pixel of unit ``desc`` (K, n) in unit map ``dense`` (n, H, W), coarse-to-fine (no gradients).
+def dense_search(desc: torch.Tensor, dense: torch.Tensor, cfg: MatchingConfig, layout: torch.Tensor | None = None):
+    """Best pixel of unit ``desc`` (K, n) in unit map ``dense`` (n, H, W), coarse-to-fine (no gradients);
+    ``layout``: the map's :func:`search_layout` when the caller has it.
 
     Returns found positions (K, 2) float32 (sub-pixel), the best similarity (K,) and the best
     similarity of another peak outside the exclusion radius (K,; -inf when there is none).
@@ -94,7 +107,8 @@ def dense_search(desc: torch.Tensor, dense: torch.Tensor, cfg: MatchingConfig):
     pixels = dense.reshape(n, -1)
     coarse = None if exact else F.normalize(
         F.avg_pool2d(dense[None], stride, stride, ceil_mode=True)[0], dim=0).reshape(n, -1)
-    layout = cell_layout(dense, stride) if exact else None
+    if exact and layout is None:
+        layout = cell_layout(dense, stride)
     peaks = max(2, int(cfg.dense_peaks))
     # Exact cell maxima: the window covers the whole cell (+1 px for the parabola); pooled cells:
     # the cell and half of each neighbour, where a blurred peak may really sit.

@@ -39,16 +39,18 @@ def _to_dense(xy: np.ndarray, image_size, dense: torch.Tensor) -> np.ndarray:
 
 def match_to_keyframe(query_dense: torch.Tensor, keyframe_xy, keyframe_desc,
                       cfg: MatchingConfig | None = None, *, query_xy=None,
-                      query_image_size: tuple[int, int] | None = None) -> Matches:
+                      query_image_size: tuple[int, int] | None = None,
+                      layout: torch.Tensor | None = None) -> Matches:
     """Match a query to one keyframe in ``cfg.direction``.
 
     ``query_xy``: the query's corners in image pixels (needed by the ``corners`` direction only).
     ``query_image_size``: (width, height) of the query image when the dense map is smaller.
+    ``layout``: the query map's search layout (dense direction; dense_matching.search_layout).
     """
     cfg = cfg or MatchingConfig()
     dense = check_dense(query_dense, "query_dense")
     if cfg.direction == "dense":
-        matches = match_dense(keyframe_xy, keyframe_desc, dense, cfg)
+        matches = match_dense(keyframe_xy, keyframe_desc, dense, cfg, layout)
         if query_image_size is not None and tuple(query_image_size) != _dense_size(dense) and len(matches):
             matches.query_xy = rescale_xy(matches.query_xy, _dense_size(dense), query_image_size)
         return matches

@@ -75,6 +75,11 @@ class _Timer:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1e3
 
 
+
+def _route_settings(cfg: DejavuConfig) -> tuple[int, int]:
+    """The parameters the route state (sequence search, filter, baseline) is built for."""
+    return cfg.engine.sequence_length, cfg.engine.route_baseline_frames
+
 class RelocalizationEngine(MappingMode):
     """Holds the model, the map, the keyframe tensors and the trust calibration; thread-safe for one
     worker + map edits."""
@@ -150,6 +155,7 @@ class RelocalizationEngine(MappingMode):
             self.map.store_search_index(index.covers, index.to_bytes())
         return index
     def _new_route_state(self) -> None:
+        self._route_made_for = _route_settings(self.cfg)
         length = self.cfg.engine.sequence_length
         self._search, self._filter = SequenceSearch(length), OdometryFilter(length)
         self._baseline = KeyframeBaseline(self.cfg.engine.route_baseline_frames)
@@ -202,10 +208,8 @@ class RelocalizationEngine(MappingMode):
     def update_config(self, cfg: DejavuConfig) -> None:
         """Apply run-time-safe changes (thresholds, K, M, direction)."""
         with self._lock:
-            changed = (cfg.engine.sequence_length, cfg.engine.route_baseline_frames) != \
-                (self.cfg.engine.sequence_length, self.cfg.engine.route_baseline_frames)
             self.cfg = cfg
-            if changed:
+            if _route_settings(cfg) != self._route_made_for:  # also when a caller changed self.cfg in place
                 self._new_route_state()
 
     def reset_route(self) -> None:

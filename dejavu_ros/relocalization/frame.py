@@ -24,6 +24,8 @@ from ..features.preprocess import check_rgb, limit_size, to_original_xy, to_resi
 from ..geometry import CameraIntrinsics
 from ..map.keyframe import Keyframe
 from ..map.thumbnail import make_thumbnail
+from ..matching.config import MatchingConfig
+from ..matching.dense_matching import search_layout
 from ..matching.dense_scale import query_scale
 from ..matching.pipeline import corner_features
 from ..matching.refine import refine_uses_head, refine_uses_sift
@@ -73,6 +75,16 @@ class FrameFeatures:
                                                         else cv2.INTER_LINEAR))
             out.append(cache[s])
         return out
+
+    def search_layout(self, dense: torch.Tensor, cfg: MatchingConfig) -> torch.Tensor | None:
+        """The dense search's layout of one of this frame's maps (:attr:`dense` or a pyramid level),
+        made once per frame and map: every keyframe the frame is verified against searches the same
+        maps."""
+        cache = self.__dict__.setdefault("_layouts", {})
+        key = (id(dense), int(cfg.dense_stride), cfg.dense_coarse)
+        if key not in cache or cache[key][0] is not dense:  # the map itself is kept, so its id stays its own
+            cache[key] = (dense, search_layout(dense, cfg))
+        return cache[key][1]
 
     def sift(self, max_features: int) -> tuple[np.ndarray, np.ndarray]:
         """SIFT keypoints (network pixels) and descriptors of the network image, made once per frame."""

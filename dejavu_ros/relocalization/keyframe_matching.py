@@ -41,7 +41,9 @@ def _dvf_matches(frame: FrameFeatures, keypoints: np.ndarray, descriptors: np.nd
                  query_xy=None) -> Matches:
     """One keyframe keypoint set against the query's DVF map(s); each keypoint keeps its best scale."""
     return Matches.best_of_scales([match_to_keyframe(dense, keypoints, descriptors.astype(np.float32), cfg,
-                                                     query_xy=query_xy, query_image_size=frame.size)
+                                                     query_xy=query_xy, query_image_size=frame.size,
+                                                     layout=frame.search_layout(dense, cfg)
+                                                     if cfg.direction == "dense" else None)
                                    for dense in maps])
 
 
