@@ -126,6 +126,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = config_from_sets(p, args.set)
+    engine_gate = cfg.matching.min_inliers  # what the engine gates with: --score-trust's default
     cfg.matching.min_inliers = args.collect_min_inliers
     cfg.features.model, cfg.features.device, cfg.features.threads = args.model, "cpu", args.threads
     fe = FeatureExtractor.from_config(cfg.features)
@@ -174,7 +175,12 @@ def main() -> int:
                          "recall": round(100.0 * sum(published_old) / len(qs), 2)}}
     report["coefficients"] = model.coef
     if args.score_trust:
-        report["scored_as_is"] = score_as_is(outcomes, TrustModel.load(args.score_trust), cfg.trust.place_radius_m)
+        trust = TrustModel.load(args.score_trust)
+        gate = int(trust.meta.get("min_inliers") or engine_gate)  # the gate it was calibrated at, else the engine's
+        if gate < args.collect_min_inliers:
+            p.error(f"--score-trust: the model's inlier gate {gate} is below --collect-min-inliers "
+                    f"{args.collect_min_inliers} (lower gates were not collected)")
+        report["scored_as_is"] = score_as_is(outcomes, trust, gate, cfg.trust.place_radius_m)
         report["scored_as_is"]["model"] = str(args.score_trust)
     _plot(lodo, threshold, args.out / "trust_pr.png")
     (args.out / "trust_report.json").write_text(json.dumps(report, indent=1))
@@ -185,9 +191,9 @@ def main() -> int:
     return 0
 
 
-def score_as_is(outcomes, model: TrustModel, place_radius_m: float) -> dict:
-    """Published / wrong per scenario and pooled under ``model`` at its own threshold and inlier gate."""
-    gate = int(model.meta.get("min_inliers", 0)) or None
+def score_as_is(outcomes, model: TrustModel, gate: int, place_radius_m: float) -> dict:
+    """Published / wrong per scenario and pooled under ``model`` at its own threshold behind the inlier
+    ``gate``."""
     out = {"threshold": model.threshold, "min_inliers": gate, "per_data_set": {}}
     by_name: dict[str, list] = {}
     for q in outcomes:

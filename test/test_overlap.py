@@ -126,8 +126,8 @@ def test_sift_similarity_in_the_dark_needs_equalisation_or_the_looser_gate(monke
 
     plain = view_overlap.sift_features
     monkeypatch.setattr(view_overlap, "sift_features", lambda image, n, equalise=False: plain(image, n))
-    # without CLAHE fewer keypoints survive the dark: the engine's SIFT settings (ratio 0.8, ten
-    # inliers) find nothing, the overlap's looser gate (0.9, seven) still the right zoom, on half the consensus
+    # without CLAHE fewer keypoints survive the dark: the previous gate (ratio 0.8, ten
+    # inliers) finds nothing, the overlap's looser gate (0.9, seven) still the right zoom, on half the consensus
     assert sift_views(sunny, dark, ratio=0.8, min_inliers=10) is None
     loose = sift_views(sunny, dark)
     assert loose is not None and loose.scale == pytest.approx(2.0, rel=0.05) and loose.inliers < found.inliers * 0.75

@@ -130,3 +130,21 @@ def test_candidates_the_engine_verified_below_the_reported_ones_count_for_the_de
     assert ok.correct_at(model.probability(hidden.features))
     refit = cal.fit_trust(base + [dataclasses.replace(q, scenario="alpha", candidates=[hidden])])
     assert refit.coef == model.coef and refit.intercept == model.intercept
+
+
+def test_a_model_scored_as_it_is_publishes_behind_its_gate_at_its_threshold():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_trust import score_as_is
+
+    data = outcomes()
+    model = cal.fit_trust(data, threshold=0.9)
+    low, high = score_as_is(data, model, 12, 15.0), score_as_is(data, model, 30, 15.0)
+    assert low["threshold"] == 0.9 and set(low["per_data_set"]) == {"alpha", "beta", "gamma", "pooled"}
+    pooled = [cal.decide(q, model, 12) for q in data]
+    assert low["per_data_set"]["pooled"]["published"] == cal.precision_recall(pooled, 0.9)[2] > 0
+    assert high["per_data_set"]["pooled"]["published"] < low["per_data_set"]["pooled"]["published"]
+    assert sum(v["published"] for k, v in low["per_data_set"].items() if k != "pooled") == \
+        low["per_data_set"]["pooled"]["published"]

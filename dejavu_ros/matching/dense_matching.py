@@ -107,6 +107,10 @@ def dense_search(desc: torch.Tensor, dense: torch.Tensor, cfg: MatchingConfig, l
     pixels = dense.reshape(n, -1)
     coarse = None if exact else F.normalize(
         F.avg_pool2d(dense[None], stride, stride, ceil_mode=True)[0], dim=0).reshape(n, -1)
+    if exact and layout is not None and (tuple(layout.shape) != (ch, stride * stride, cw, n)
+                                         or layout.dtype != dense.dtype or layout.device != dense.device):
+        raise MatchingError(f"dense search: a cell layout of shape {tuple(layout.shape)} ({layout.dtype}) does not "
+                            f"fit a {n}×{h}×{w} {dense.dtype} map at stride {stride}")
     if exact and layout is None:
         layout = cell_layout(dense, stride)
     peaks = max(2, int(cfg.dense_peaks))

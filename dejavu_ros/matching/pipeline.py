@@ -50,7 +50,8 @@ def match_to_keyframe(query_dense: torch.Tensor, keyframe_xy, keyframe_desc,
     cfg = cfg or MatchingConfig()
     dense = check_dense(query_dense, "query_dense")
     if cfg.direction == "dense":
-        matches = match_dense(keyframe_xy, keyframe_desc, dense, cfg, layout)
+        matches = match_dense(keyframe_xy, keyframe_desc, dense, cfg,
+                              layout if dense is query_dense else None)  # made for the map as given
         if query_image_size is not None and tuple(query_image_size) != _dense_size(dense) and len(matches):
             matches.query_xy = rescale_xy(matches.query_xy, _dense_size(dense), query_image_size)
         return matches

@@ -75,10 +75,10 @@ class _Timer:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1e3
 
 
-
 def _route_settings(cfg: DejavuConfig) -> tuple[int, int]:
     """The parameters the route state (sequence search, filter, baseline) is built for."""
     return cfg.engine.sequence_length, cfg.engine.route_baseline_frames
+
 
 class RelocalizationEngine(MappingMode):
     """Holds the model, the map, the keyframe tensors and the trust calibration; thread-safe for one

@@ -2,9 +2,10 @@
 
 The engine embeds every keyframe's CX grid as a box once per map and the query's per frame, so each
 candidate carries its overlap with the query and their relative scale at the cost of a few vector
-operations (features/overlap_head.py). ``dejavu-ros overlap A B`` asks the pyramid matcher first
-(matching/view_overlap.py: exact where the views share structure), then the dense scale search
-(matching/dense_scale.py: the two DVF maps correlated over zoom and shift), then the boxes.
+operations (features/overlap_head.py). ``dejavu-ros overlap A B`` asks a SIFT similarity first, then
+the DVF pyramid matcher (matching/view_overlap.py: exact where the views share structure), then the
+dense scale search (matching/dense_scale.py: the two DVF maps correlated over zoom and shift), then
+the boxes.
 """
 from __future__ import annotations
 
