@@ -40,7 +40,7 @@ def test_dense_search_finds_the_shifted_pixel(scene, coarse, stride):
 
 
 def test_a_frame_made_layout_gives_the_same_matches_and_a_stale_one_is_ignored(scene):
-    from dejavu_ros.matching.dense_matching import search_layout, unit_map
+    from dejavu_ros.matching.dense_matching import cell_layout, search_layout, unit_map
 
     gray, _, xy, desc = scene
     query = patch_dense(shift_image(gray, 6.0, -4.0), radius=5, blur=0.5, smooth=1.0)
@@ -53,13 +53,14 @@ def test_a_frame_made_layout_gives_the_same_matches_and_a_stale_one_is_ignored(s
     assert len(plain) > 50 and np.array_equal(plain.query_xy, given.query_xy)
     assert np.array_equal(plain.map_idx, given.map_idx)
     # the layout is what the search uses: another map's changes the matches, a misfit is refused
-    other = search_layout(patch_dense(gray, radius=5, blur=0.5, smooth=1.0), cfg)
+    other = cell_layout(patch_dense(gray, radius=5, blur=0.5, smooth=1.0), cfg.dense_stride)
     assert not np.array_equal(match_dense(xy, desc, query, cfg, layout=other).query_xy, plain.query_xy)
     with pytest.raises(MatchingError, match="cell layout"):
         match_dense(xy, desc, query, MatchingConfig(dense_coarse="exact", dense_stride=2), layout=other)
     # a map that is not unit length is normalised first: a layout made from it as given is not used
     scaled = query * torch.from_numpy(np.random.default_rng(0).uniform(1.0, 3.0, query.shape[1:]).astype(np.float32))
-    assert np.array_equal(match_dense(xy, desc, scaled, cfg, layout=search_layout(scaled, cfg)).query_xy,
+    assert search_layout(scaled, cfg) is None  # match_dense makes its own from the map it normalises
+    assert np.array_equal(match_dense(xy, desc, scaled, cfg, layout=cell_layout(scaled, cfg.dense_stride)).query_xy,
                           match_dense(xy, desc, scaled, cfg).query_xy)
     assert search_layout(query, MatchingConfig(dense_coarse="pooled", dense_stride=2)) is None
 

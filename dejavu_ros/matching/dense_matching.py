@@ -80,13 +80,23 @@ def unit_map(dense: torch.Tensor) -> torch.Tensor:
     return F.normalize(dense, dim=0)
 
 
-def search_layout(dense: torch.Tensor, cfg: MatchingConfig) -> torch.Tensor | None:
-    """What the exact coarse search regroups the unit query map into (:func:`cell_layout`); None for
-    the pooled search. It depends on the map alone, so a frame makes it once for all the keyframes it
-    verifies (1.4 ms a keyframe at 320×240)."""
-    n, h, w = dense.shape
+def _coarse_grid(dense: torch.Tensor, cfg: MatchingConfig) -> tuple[int, bool]:
+    """(stride, exact) of the coarse search over ``dense``: the stride capped by the map's size; at
+    stride 1 every search is exact."""
+    _, h, w = dense.shape
     stride = max(1, min(int(cfg.dense_stride), h, w))
-    return cell_layout(dense, stride) if cfg.dense_coarse == "exact" or stride == 1 else None
+    return stride, cfg.dense_coarse == "exact" or stride == 1
+
+
+def search_layout(dense: torch.Tensor, cfg: MatchingConfig) -> torch.Tensor | None:
+    """What the exact coarse search regroups the unit query map into (:func:`cell_layout`). It depends
+    on the map alone, so a frame makes it once for all the keyframes it verifies (1.4 ms a keyframe
+    at 320×240). None for the pooled search, and for a map :func:`match_dense` would convert or
+    normalise first (it then makes its own from the map it searches)."""
+    stride, exact = _coarse_grid(dense, cfg)
+    if not exact or dense.dtype != torch.float32 or unit_map(dense) is not dense:
+        return None
+    return cell_layout(dense, stride)
 
 
 @torch.no_grad()
@@ -98,8 +108,7 @@ def dense_search(desc: torch.Tensor, dense: torch.Tensor, cfg: MatchingConfig, l
     similarity of another peak outside the exclusion radius (K,; -inf when there is none).
     """
     n, h, w = dense.shape
-    stride = max(1, min(int(cfg.dense_stride), h, w))
-    exact = cfg.dense_coarse == "exact" or stride == 1
+    stride, exact = _coarse_grid(dense, cfg)
     ch, cw = -(-h // stride), -(-w // stride)
     cx = _cell_centres(cw, stride, w, dense.device)
     cy = _cell_centres(ch, stride, h, dense.device)

@@ -76,7 +76,8 @@ class _Timer:
 
 
 def _route_settings(cfg: DejavuConfig) -> tuple[int, int]:
-    """The parameters the route state (sequence search, filter, baseline) is built for."""
+    """The parameters the route state is built from: the sequence search's and the filter's length,
+    the baseline's frames."""
     return cfg.engine.sequence_length, cfg.engine.route_baseline_frames
 
 
@@ -155,7 +156,6 @@ class RelocalizationEngine(MappingMode):
             self.map.store_search_index(index.covers, index.to_bytes())
         return index
     def _new_route_state(self) -> None:
-        self._route_made_for = _route_settings(self.cfg)
         length = self.cfg.engine.sequence_length
         self._search, self._filter = SequenceSearch(length), OdometryFilter(length)
         self._baseline = KeyframeBaseline(self.cfg.engine.route_baseline_frames)
@@ -209,7 +209,8 @@ class RelocalizationEngine(MappingMode):
         """Apply run-time-safe changes (thresholds, K, M, direction)."""
         with self._lock:
             self.cfg = cfg
-            if _route_settings(cfg) != self._route_made_for:  # also when a caller changed self.cfg in place
+            # against what the route state was built for (not self.cfg, which a caller may have changed in place)
+            if _route_settings(cfg) != (self._search.length, self._baseline.frames):
                 self._new_route_state()
 
     def reset_route(self) -> None:

@@ -25,7 +25,7 @@ from ..geometry import CameraIntrinsics
 from ..map.keyframe import Keyframe
 from ..map.thumbnail import make_thumbnail
 from ..matching.config import MatchingConfig
-from ..matching.dense_matching import search_layout, unit_map
+from ..matching.dense_matching import search_layout
 from ..matching.dense_scale import query_scale
 from ..matching.pipeline import corner_features
 from ..matching.refine import refine_uses_head, refine_uses_sift
@@ -83,8 +83,7 @@ class FrameFeatures:
         cache = self.__dict__.setdefault("_layouts", {})
         key = (id(dense), int(cfg.dense_stride), cfg.dense_coarse)
         if key not in cache or cache[key][0] is not dense:  # the map itself is kept, so its id stays its own
-            usable = dense.dtype == torch.float32 and unit_map(dense) is dense  # else match_dense makes its own
-            cache[key] = (dense, search_layout(dense, cfg) if usable else None)
+            cache[key] = (dense, search_layout(dense, cfg))
         return cache[key][1]
 
     def sift(self, max_features: int) -> tuple[np.ndarray, np.ndarray]:
