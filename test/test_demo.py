@@ -20,6 +20,10 @@ def test_day_query_against_a_day_map_relocalizes(tmp_path, capsys):
     assert summary["map"]["keyframes_added"] >= 15
     for name in ("trajectory.png", "frames.jsonl", "map.db"):
         assert (tmp_path / name).stat().st_size > 0
+    records = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
+    assert all(r["verified"] >= 3 for r in records)  # engine.verify_top_m's best candidates, at least
+    assert summary["verified_per_frame"] == pytest.approx(sum(r["verified"] for r in records) / len(records))
+    assert "keyframes verified per frame" in printed
     with BagReader(tmp_path / "results") as bag:
         assert "/relocalizer/pose" in bag.topics
 

@@ -249,6 +249,28 @@ def test_engine_candidates_carry_overlap_and_min_overlap_skips_verification(tmp_
     engine.close()
 
 
+@pytest.mark.parametrize("keyframe_is_the_zoom", [False, True])
+def test_verified_candidates_carry_the_overlap_and_scale_of_their_matches(tmp_path, tum_frame, keyframe_is_the_zoom):
+    """No head: a keyframe that passes verification reports what its inliers say; one that does not, NaN."""
+    zoom = 1.3
+    wide = cut(tum_frame, np.array([0.0, 0.0, 1.0, 1.0]), 320)
+    near = cut(tum_frame, np.array([0.1, 0.08, 0.1 + 1 / zoom, 0.08 + 1 / zoom]), 320)
+    keyframe, query = (near, wide) if keyframe_is_the_zoom else (wide, near)
+    cfg = config_for(tmp_path / "m.db")
+    cfg.engine.sequence_length = 0
+    engine = RelocalizationEngine.from_config(cfg, map_mode="map", extractor=trained_extractor())
+    assert engine.add_frame(keyframe, 0.0, [0.0, 0.0, 0.0], [0, 0, 0, 1.0]).added
+    street = cv2.resize(read_rgb(shared("robotcar_dejavu_triplets", "image_anchor_0.png")), (320, 240))
+    assert engine.add_frame(street, 1.0, [100.0, 0.0, 0.0], [0, 0, 0, 1.0]).added
+    result = engine.relocalize(query, 5.0)
+    room, other = result.candidate(1), result.candidate(2)
+    assert result.relocalized and room.rank == 0 and room.inliers >= 20
+    scale, shown = (1 / zoom, 1 / zoom ** 2) if keyframe_is_the_zoom else (zoom, 1.0)
+    assert room.scale == pytest.approx(scale, rel=0.08) and room.overlap == pytest.approx(shown, abs=0.08)
+    assert other.inliers > 0 and np.isnan(other.overlap) and np.isnan(other.scale)  # verified, not accepted
+    engine.close()
+
+
 def test_overlap_command_json_and_errors(tmp_path, capsys, tum_frame):
     trained_extractor()
     a, b = tmp_path / "a.png", tmp_path / "b.png"

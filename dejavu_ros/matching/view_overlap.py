@@ -160,13 +160,14 @@ def _fit(src_level, dst_level, cfg: MatchingConfig, must_beat: int = 0):
     return fit
 
 
-def _similarity(matches, min_inliers: int = MIN_INLIERS) -> tuple[int, np.ndarray] | None:
+def _similarity(matches, min_inliers: int = MIN_INLIERS, threshold_px: float = THRESHOLD_PX
+                ) -> tuple[int, np.ndarray] | None:
     """(inliers, 2×3 similarity map_xy → query_xy) fitted by RANSAC, when ≥ ``min_inliers`` agree at ≥
     MIN_INLIER_RATIO; else None."""
     if len(matches) < min_inliers:
         return None
     m, mask = cv2.estimateAffinePartial2D(matches.map_xy.astype(np.float32), matches.query_xy.astype(np.float32),
-                                          method=cv2.RANSAC, ransacReprojThreshold=THRESHOLD_PX, maxIters=2000,
+                                          method=cv2.RANSAC, ransacReprojThreshold=threshold_px, maxIters=2000,
                                           confidence=0.999)
     if m is None:
         return None
@@ -227,4 +228,18 @@ def sift_views(rgb_a: np.ndarray, rgb_b: np.ndarray, max_features: int = 1000, r
         return None
     out = overlap_from_similarity(fit[1], (rgb_a.shape[1], rgb_a.shape[0]), (rgb_b.shape[1], rgb_b.shape[0]))
     out.inliers, out.method = fit[0], "sift"
+    return out
+
+
+def overlap_of_matches(matches, map_size: tuple[int, int], query_size: tuple[int, int]) -> ViewOverlap | None:
+    """Overlap and scale of a keyframe (A: ``map_xy``, ``map_size`` pixels) and a query (B: ``query_xy``)
+    from matches that already passed the engine's verification: the similarity (zoom, rotation, shift)
+    most of them agree with, within THRESHOLD_PX per 320 px of the query's width. None when fewer than
+    MIN_INLIERS agree (a view across strong parallax is not a zoom and a shift)."""
+    threshold = THRESHOLD_PX * max(1.0, query_size[0] / 320.0)
+    fit = _similarity(matches, threshold_px=threshold)
+    if fit is None:
+        return None
+    out = overlap_from_similarity(fit[1], map_size, query_size)
+    out.inliers = fit[0]
     return out

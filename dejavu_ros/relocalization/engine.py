@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -36,17 +34,24 @@ from ..map.thumbnail import decode_thumbnail
 from ..matching.pipeline import corner_features
 from ..matching.verification import GeometricVerification
 from ..similarity.cx import contextual_similarity
-from ..similarity.faiss_index import shortlist_rows
+from ..similarity.faiss_index import map_index, shortlist_rows
 from ..similarity.global_descriptor import shortlist
 from ..similarity.grid import extend_rows
 from ..similarity.prerank import CoarseCX
 from . import trust
+from .candidates import ranked_candidates, verified_views
 from .frame import FrameFeatures, describe, usable_camera
 from .keyframe_matching import refine_keyframe, verify_keyframe
 from .mapping import MappingMode, open_map
 from .overlap import box_overlaps, embed_grids, load_box_head
-from .pose import ROUTE_ANCHOR_SUPPORT, anchor_spread, estimate_pose, pose_anchor, trusted_place
-from .result import Candidate, RelocalizationResult, Status
+from .pose import (
+    ROUTE_ANCHOR_SUPPORT,
+    anchor_spread,
+    estimate_pose,
+    pose_anchor,
+    trusted_place,
+)
+from .result import RelocalizationResult, Status
 from .route import (
     KeyframeBaseline,
     OdometryFilter,
@@ -55,24 +60,9 @@ from .route import (
     Traversals,
     frame_scores,
 )
+from .timing import StageTimer
 
 log = logging.getLogger(__name__)
-
-
-class _Timer:
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.ms: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1e3
 
 
 def _route_settings(cfg: DejavuConfig) -> tuple[int, int]:
@@ -140,21 +130,11 @@ class RelocalizationEngine(MappingMode):
         self._index = self._shortlist_index()
 
     def _shortlist_index(self):
-        """The FAISS shortlist of a large map: stored with it, else built (and stored when writable)."""
+        """The FAISS shortlist of a large map (similarity/faiss_index.py); None below faiss_min_keyframes."""
         if self.map_size < self.cfg.engine.faiss_min_keyframes:
             return None
-        from ..similarity.faiss_index import ShortlistIndex
+        return map_index(self.map, self._global.cpu().numpy())
 
-        stored = self.map.load_search_index()
-        if stored is not None and stored[0] <= self.map_size:
-            index = ShortlistIndex.from_bytes(stored[1], stored[0])
-            if not index.stale(self.map_size):
-                return index
-        log.info("building the FAISS shortlist of %d keyframes", self.map_size)
-        index = ShortlistIndex.build(self._global.cpu().numpy())
-        if not self.map.read_only:
-            self.map.store_search_index(index.covers, index.to_bytes())
-        return index
     def _new_route_state(self) -> None:
         length = self.cfg.engine.sequence_length
         self._search, self._filter = SequenceSearch(length), OdometryFilter(length)
@@ -230,7 +210,7 @@ class RelocalizationEngine(MappingMode):
         frame: only the distance travelled between frames is used (the route filter's motion).
         """
         with self._lock:
-            cfg, timer = self.cfg, _Timer(self.extractor.device)
+            cfg, timer = self.cfg, StageTimer(self.extractor.device)
             size = (int(image.shape[1]), int(image.shape[0])) if getattr(image, "ndim", 0) >= 2 else (0, 0)
             if self.map_size == 0:
                 return RelocalizationResult(stamp=stamp, image_size=size, status=Status.MAP_EMPTY,
@@ -352,14 +332,10 @@ class RelocalizationEngine(MappingMode):
             else:
                 confidence[k] = model.cx_probability(
                     np.log(max(scores[k], 1e-6)) - np.log(max(other.cx, 1e-6)))
-        result.candidates = [
-            Candidate(keyframe_id=int(self._ids[rows[k]]), rank=k, shortlist_score=float(short_scores[k]),
-                      cx_score=float(scores[k]), position=self._positions[rows[k]].copy(),
-                      orientation=self._orientations[rows[k]].copy(),
-                      inliers=checked[k][0].num_inliers if k in checked else 0, confidence=float(confidence[k]),
-                      **({} if overlaps is None else {"overlap": float(overlaps["overlap_query"][k]),
-                                                      "scale": float(overlaps["scale"][k])}))
-            for k in range(min(cfg.engine.publish_top_k, len(rows)))]
+        result.candidates = ranked_candidates(rows, self._ids, self._positions, self._orientations, scores,
+                                              short_scores, confidence, checked,
+                                              verified_views(checked, result.image_size), overlaps,
+                                              cfg.engine.publish_top_k)
         if best is None:
             result.confidence = float(confidence[0]) if len(rows) else 0.0
             result.message = "no candidate was verified (engine.verify_top_m is 0, or engine.min_overlap skipped them)"

@@ -49,8 +49,9 @@ class Candidate:
     orientation: np.ndarray  # (4,) keyframe camera orientation, map frame, x y z w
     inliers: int = 0  # RANSAC inliers of its verification (0 when it was not verified)
     confidence: float = 0.0  # calibrated probability that this keyframe shows the query's place
-    overlap: float = float("nan")  # overlap head: fraction of the query's view the keyframe shows (nan: no head)
-    scale: float = float("nan")  # overlap head: how much larger the query shows things than the keyframe
+    # from its verified matches, else the overlap head (nan: neither; relocalization/candidates.py)
+    overlap: float = float("nan")  # fraction of the query's view the keyframe shows
+    scale: float = float("nan")  # how much larger the query shows things than the keyframe
 
 
 @dataclass

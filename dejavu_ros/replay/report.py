@@ -20,6 +20,7 @@ class FrameRecord:
     timings_ms: dict
     best_keyframe: int | None = None  # the keyframe the result is about (the verified one, else the top candidate)
     inliers: int = 0  # of best_keyframe's verification
+    verified: int = 0  # keyframes verified (best candidates, the route's, runner-up places): verification's cost
     confidence: float = 0.0  # calibrated probability that best_keyframe shows the query's place
     cx_score: float | None = None  # best_keyframe's contextual similarity
     route_keyframe: int | None = None  # where the recent frames say the camera is (sequence / odometry)
@@ -42,7 +43,7 @@ def frame_record(result: RelocalizationResult, gt=None) -> FrameRecord:
     rec = FrameRecord(stamp=result.stamp, status=str(result.status), timings_ms=dict(result.timings_ms),
                       best_keyframe=result.keyframe_id, confidence=round(float(result.confidence), 4),
                       route_keyframe=result.route_keyframe, route_support=round(float(result.route_support), 4),
-                      message=result.message)
+                      verified=len(result.evidence), message=result.message)
     if result.candidates:
         rec.top1_position = [float(v) for v in result.candidates[0].position]
         shown = result.candidate(result.keyframe_id)
@@ -76,7 +77,8 @@ class ReplaySummary:
         out = {"frames": n, "frame_errors": sum(self.errors.values()), "errors": dict(self.errors),
                "relocalized": sum(r.status == "relocalized" for r in recs),
                "relocalized_percent": 100.0 * sum(r.status == "relocalized" for r in recs) / n if n else 0.0,
-               "latency_ms": _latency(recs), "damage": self.damage}
+               "latency_ms": _latency(recs), "damage": self.damage,
+               "verified_per_frame": float(np.mean([r.verified for r in recs])) if n else 0.0}
         with_gt = [r for r in recs if r.top1_error_m is not None or r.position_error_m is not None]
         if with_gt:
             out["ground_truth_frames"] = len(with_gt)
@@ -107,6 +109,8 @@ def format_summary(summary: dict) -> str:
              f"({summary['relocalized_percent']:.1f} %)  frame errors: {summary['frame_errors']}"]
     for stage, v in summary["latency_ms"].items():
         lines.append(f"  {stage:<13} p50 {v['p50']:8.1f} ms   p99 {v['p99']:8.1f} ms")
+    if summary.get("verified_per_frame"):
+        lines.append(f"  keyframes verified per frame: {summary['verified_per_frame']:.2f}")
     if "ground_truth_frames" in summary:
         lines.append("  " + "  ".join(f"{k}: {summary[k]:.1f} %" for k in summary if "recall@" in k))
         if "position_error_m_median" in summary:

@@ -10,11 +10,14 @@ keyframes appended since the last build are searched exactly and merged.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 
 from ..errors import DejavuError
+
+log = logging.getLogger(__name__)
 
 #: rebuild when the map holds this much more than the index covers
 REBUILD_GROWTH = 0.1
@@ -96,3 +99,19 @@ def shortlist_rows(index: ShortlistIndex, database: np.ndarray, query: np.ndarra
     scores = database[rows] @ np.asarray(query, np.float32)
     order = np.argsort(-scores, kind="stable")[:k]
     return scores[order], rows[order]
+
+
+def map_index(keyframe_map, database: np.ndarray) -> ShortlistIndex:
+    """The index of a map's global descriptors ``database``: the one stored with the map while it still
+    covers it, else built (and stored when the map is writable)."""
+    size = len(database)
+    stored = keyframe_map.load_search_index()
+    if stored is not None and stored[0] <= size:
+        index = ShortlistIndex.from_bytes(stored[1], stored[0])
+        if not index.stale(size):
+            return index
+    log.info("building the FAISS shortlist of %d keyframes", size)
+    index = ShortlistIndex.build(database)
+    if not keyframe_map.read_only:
+        keyframe_map.store_search_index(index.covers, index.to_bytes())
+    return index
