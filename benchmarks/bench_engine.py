@@ -3,11 +3,14 @@
     python benchmarks/bench_engine.py --keyframes 1000 --size 320x240 [--model PATH] [--device cpu]
     python benchmarks/bench_engine.py --keyframes 10000 --exhaustive 20
     python benchmarks/bench_engine.py --keyframes 1000 --threads 1 --backend onnxruntime
+    python benchmarks/bench_engine.py --keyframes 1000 --threads 1 --intrinsics
 
 Map: ``--real`` keyframes are real DVF keyframes of generated streets by day (each street a
 different seed); the rest are copies of them with their grids and global descriptors perturbed,
 so every keyframe is a plausible distractor with realistic statistics. Queries: the same streets
-by night (``--condition``). ``--exhaustive N`` also ranks N queries by CX against *every* keyframe and reports the
+by night (``--condition``). ``--intrinsics``: keyframes and queries carry the generated street's
+camera (scaled to ``--size``), so verification fits an essential matrix as it does on a robot that
+publishes CameraInfo; without it, a fundamental matrix. ``--exhaustive N`` also ranks N queries by CX against *every* keyframe and reports the
 speed ratio and how often the shortlist's top-1 agrees with the exhaustive top-1.
 """
 from __future__ import annotations
@@ -44,14 +47,16 @@ def _resize(rgb, size):
     return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
 
 
-def build_map(path: Path, cfg: DejavuConfig, fe: FeatureExtractor, total: int, real: int, size, rng):
+def build_map(path: Path, cfg: DejavuConfig, fe: FeatureExtractor, total: int, real: int, size, rng,
+              camera=None):
     streets = [make_street(120.0, seed=s) for s in range(max(1, real // 100))]
     kfs, t0 = [], time.perf_counter()
     for i in range(real):
         street = streets[i % len(streets)]
         x = (i // len(streets)) * 1.2
         frame = describe(_resize(render(street, x, "day", rng), size), fe, cfg)
-        kfs.append(make_keyframe(frame, float(i), [x, 1000.0 * (i % len(streets)), 0.0], IDENTITY, cfg))
+        kfs.append(make_keyframe(frame, float(i), [x, 1000.0 * (i % len(streets)), 0.0], IDENTITY, cfg,
+                                 camera=camera))
     build_s = time.perf_counter() - t0
     for i in range(total - real):  # perturbed copies: realistic but wrong places
         src = kfs[i % real]
@@ -65,6 +70,14 @@ def build_map(path: Path, cfg: DejavuConfig, fe: FeatureExtractor, total: int, r
         kmap.append_many(kfs[start:start + 500])
     kmap.close()
     return streets, build_s / max(real, 1) * 1e3
+
+
+def street_camera(size):
+    """The generated street's camera (demo/run.py) scaled to ``size``."""
+    from dejavu_ros.demo.run import camera_intrinsics
+
+    cam = camera_intrinsics()
+    return cam.scaled(size[0] / cam.width, size[1] / cam.height)
 
 
 def make_copy(kf, grid, glob, x):
@@ -86,6 +99,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--precision", default="fp32")
     p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "openvino"), help="features.backend")
+    p.add_argument("--intrinsics", action="store_true", help="frames carry camera intrinsics (essential matrix)")
     add_set_flag(p)
     args = p.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
@@ -96,26 +110,30 @@ def main() -> None:
     cfg.features.backend = args.backend
     fe = FeatureExtractor.from_config(cfg.features)
     real = min(args.real, args.keyframes)
+    camera = street_camera(size) if args.intrinsics else None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
-        streets, build_ms = build_map(path, cfg, fe, args.keyframes, real, size, rng)
+        streets, build_ms = build_map(path, cfg, fe, args.keyframes, real, size, rng, camera)
         cfg.node.map_path = str(path)
         t0 = time.perf_counter()
         engine = RelocalizationEngine.from_config(cfg, map_mode="localize", extractor=fe)
         load_s = time.perf_counter() - t0
         queries = [_resize(render(streets[i % len(streets)], (i // len(streets)) * 3.7 + 0.5, args.condition, rng), size)
                    for i in range(args.queries)]
-        engine.relocalize(queries[0], 0.0)  # warm-up
+        engine.relocalize(queries[0], 0.0, camera)  # warm-up
         stages: dict[str, list[float]] = {}
+        verified = []
         for q in queries:
-            r = engine.relocalize(q, 0.0)
+            r = engine.relocalize(q, 0.0, camera)
+            verified.append(len(r.evidence))
             for k, v in r.timings_ms.items():
                 stages.setdefault(k, []).append(v)
         out = {"keyframes": args.keyframes, "overrides": args.set, "query_condition": args.condition, "real_keyframes": real, "size": args.size, "device": args.device,
-               "backend": args.backend, "model": fe.source, "threads": torch.get_num_threads(), "map_load_s": round(load_s, 3),
+               "backend": args.backend, "intrinsics": args.intrinsics, "model": fe.source, "threads": torch.get_num_threads(), "map_load_s": round(load_s, 3),
                "map_file_bytes_per_keyframe": path.stat().st_size // args.keyframes,
                "keyframe_build_ms": round(build_ms, 1),
                "stage_ms_median": {k: round(statistics.median(v), 2) for k, v in stages.items()},
+               "verified_per_frame": round(statistics.mean(verified), 2),
                "frames_per_second": round(1e3 / statistics.median(stages["total"]), 2)}
         if args.exhaustive:
             out["exhaustive"] = compare_exhaustive(engine, queries[: args.exhaustive], cfg)
