@@ -22,6 +22,11 @@ def test_day_query_against_a_day_map_relocalizes(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 0
     records = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
     assert all(r["verified"] >= 3 for r in records)  # engine.verify_top_m's best candidates, at least
+    # the query is seen from the keyframes' distance to the facade: its verified matches say scale ~1
+    # (a view whose inliers fit no zoom-and-shift, across parallax, has none)
+    sized = [r for r in records if r["status"] == "relocalized" and r["scale"] is not None]
+    assert len(sized) >= len(records) // 2
+    assert all(r["scale"] == pytest.approx(1.0, rel=0.1) and 0 < r["overlap"] <= 1 for r in sized)
     assert summary["verified_per_frame"] == pytest.approx(sum(r["verified"] for r in records) / len(records))
     assert "keyframes verified per frame" in printed
     with BagReader(tmp_path / "results") as bag:

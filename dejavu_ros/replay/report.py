@@ -23,6 +23,8 @@ class FrameRecord:
     verified: int = 0  # keyframes verified (best candidates, the route's, runner-up places): verification's cost
     confidence: float = 0.0  # calibrated probability that best_keyframe shows the query's place
     cx_score: float | None = None  # best_keyframe's contextual similarity
+    overlap: float | None = None  # fraction of the query's view best_keyframe shows (None: unknown)
+    scale: float | None = None  # how much larger the query shows things than best_keyframe
     route_keyframe: int | None = None  # where the recent frames say the camera is (sequence / odometry)
     route_support: float = 0.0
     route_error_m: float | None = None  # route_keyframe vs ground truth
@@ -48,6 +50,8 @@ def frame_record(result: RelocalizationResult, gt=None) -> FrameRecord:
         rec.top1_position = [float(v) for v in result.candidates[0].position]
         shown = result.candidate(result.keyframe_id)
         rec.cx_score = None if shown is None else round(float(shown.cx_score), 5)
+        if shown is not None and np.isfinite(shown.overlap) and np.isfinite(shown.scale):
+            rec.overlap, rec.scale = round(float(shown.overlap), 4), round(float(shown.scale), 4)
     if result.pose is not None:
         rec.pose_position = [float(v) for v in result.pose.position]
         rec.pose_source = str(result.pose.source)
