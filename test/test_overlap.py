@@ -26,7 +26,8 @@ from dejavu_ros.io.images import read_rgb
 from dejavu_ros.matching.dense_scale import _correlate, dense_views
 from dejavu_ros.matching.view_overlap import match_views, overlap_from_similarity, sift_views
 from dejavu_ros.relocalization.engine import RelocalizationEngine
-from dejavu_ros.relocalization.overlap import embed_grids
+from dejavu_ros.relocalization.frame import describe
+from dejavu_ros.relocalization.overlap import box_overlaps, embed_grids
 from dejavu_ros.training.overlap_head import (
     CropPool,
     OverlapTrainConfig,
@@ -238,6 +239,13 @@ def test_engine_candidates_carry_overlap_and_min_overlap_skips_verification(tmp_
         assert engine.add_frame(read_rgb(path), float(i), [float(i), 0.0, 0.0], [0, 0, 0, 1.0]).added
     result = engine.relocalize(tum_frame, 10.0)
     assert all(np.isfinite(c.overlap) and 0 <= c.overlap <= 1 and c.scale > 0 for c in result.candidates)
+    # a verified keyframe answers from its inliers even with a head loaded; the head for the others
+    head = box_overlaps(engine._box_head, engine._box_head(describe(tum_frame, fe, cfg).grid),
+                        (engine._boxes[:, 0], engine._boxes[:, 1]), np.arange(engine.map_size))
+    row_of = {int(k): i for i, k in enumerate(engine._ids)}
+    sized = [c for c in result.candidates if c.overlap != pytest.approx(head["overlap_query"][row_of[c.keyframe_id]])]
+    assert result.relocalized and result.keyframe_id in {c.keyframe_id for c in sized}
+    assert all(c.inliers >= cfg.matching.min_inliers for c in sized)
     assert engine.add_frame(read_rgb(frames[4]), 4.0, [4.0, 0.0, 0.0], [0, 0, 0, 1.0]).added
     engine.relocalize(tum_frame, 10.5)  # the new keyframe's box is embedded, the others kept
     lo, hi = embed_grids(engine._box_head, engine._grids)
