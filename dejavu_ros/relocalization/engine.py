@@ -39,7 +39,7 @@ from ..similarity.global_descriptor import shortlist
 from ..similarity.grid import extend_rows
 from ..similarity.prerank import CoarseCX
 from . import trust
-from .candidates import ranked_candidates, verified_views
+from .candidates import ranked_candidates
 from .frame import FrameFeatures, describe, usable_camera
 from .keyframe_matching import refine_keyframe, verify_keyframe
 from .mapping import MappingMode, open_map
@@ -333,8 +333,7 @@ class RelocalizationEngine(MappingMode):
                 confidence[k] = model.cx_probability(
                     np.log(max(scores[k], 1e-6)) - np.log(max(other.cx, 1e-6)))
         result.candidates = ranked_candidates(rows, self._ids, self._positions, self._orientations, scores,
-                                              short_scores, confidence, checked,
-                                              verified_views(checked, result.image_size), overlaps,
+                                              short_scores, confidence, checked, result.image_size, overlaps,
                                               cfg.engine.publish_top_k)
         if best is None:
             result.confidence = float(confidence[0]) if len(rows) else 0.0
