@@ -23,6 +23,7 @@ import torch
 
 from _config import add_set_flag, config_from_sets
 from dejavu_ros.config import DejavuConfig
+from dejavu_ros.resources import shipped_name
 from dejavu_ros.evaluation import calibration as cal
 from dejavu_ros.evaluation import scenarios as sc
 from dejavu_ros.features.extractor import FeatureExtractor
@@ -56,7 +57,7 @@ def main() -> int:
     fe = FeatureExtractor.from_config(DejavuConfig().features.__class__(model=args.model, device="cpu",
                                                                         threads=args.threads))
     report = {"map": f"nordland summer {args.places}", "queries": "winter, in driving order",
-              "dvf_model": fe.source, "modes": {}}
+              "dvf_model": shipped_name(fe.source), "modes": {}}
     for mode in args.modes:
         cfg = config_from_sets(p, args.set)
         cfg.features.device, cfg.features.model = "cpu", args.model

@@ -40,6 +40,7 @@ import torch
 
 from _config import add_set_flag, config_from_sets
 from dejavu_ros.config import DejavuConfig
+from dejavu_ros.resources import shipped_name
 from dejavu_ros.evaluation import calibration as cal
 from dejavu_ros.evaluation import scenarios as sc
 from dejavu_ros.features.extractor import FeatureExtractor
@@ -154,11 +155,11 @@ def main() -> int:
               file=sys.stderr)
     lodo, threshold = gates[gate]["lodo"], gates[gate]["threshold"]
     model = cal.fit_trust(outcomes, threshold, place_radius_m=cfg.trust.place_radius_m, meta={
-        "dvf_model": fe.source, "dvf_fingerprint": fe.fingerprint, "queries": len(outcomes),
+        "dvf_model": shipped_name(fe.source), "dvf_fingerprint": fe.fingerprint, "queries": len(outcomes),
         "data_sets": sorted(lodo), "min_inliers": gate,
         "rule": "smallest threshold: pooled leave-one-data-set-out precision >= 99.5 %, every data set "
                 "publishing >= 10 frames >= 99 %; inlier gate with the highest pooled recall there"})
-    report = {"threshold": threshold, "min_inliers": gate, "dvf_model": fe.source,
+    report = {"threshold": threshold, "min_inliers": gate, "dvf_model": shipped_name(fe.source),
               "gates": {g: {k: v for k, v in r.items() if k != "lodo"} for g, r in gates.items()},
               "per_data_set": {}}
     pooled = [s for v in lodo.values() for s in v]

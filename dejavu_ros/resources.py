@@ -32,3 +32,13 @@ def models_dir() -> Path:
 
 def default_model_path() -> Path:
     return models_dir() / DEFAULT_MODEL_NAME
+
+
+def shipped_name(path: str | Path) -> str:
+    """``path`` as a report should record it: ``models/NAME`` for a file shipped with the package (the
+    same on every install), else the path as given."""
+    path = Path(path)
+    try:
+        return str(Path("models") / path.resolve().relative_to(models_dir().resolve()))
+    except ValueError:
+        return str(path)

@@ -18,6 +18,7 @@ def test_day_query_against_a_day_map_relocalizes(tmp_path, capsys):
     assert summary["frames"] == 15 and summary["ground_truth_frames"] == 15
     assert summary["recall@5m"] >= 80.0  # same appearance: the pipeline itself must work
     assert summary["map"]["keyframes_added"] >= 15
+    assert summary["trust_mismatch"] == "" and "WARNING" not in printed  # the shipped model's own calibration
     for name in ("trajectory.png", "frames.jsonl", "map.db"):
         assert (tmp_path / name).stat().st_size > 0
     records = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]

@@ -237,3 +237,16 @@ def test_debug_image_downscales_large_queries():
     result = RelocalizationResult(0.0, (1280, 960), "not_verified")
     img = render_debug_image(np.zeros((960, 1280, 3), np.uint8), result, None, max_height=240)
     assert img.shape[0] <= 240 + 30
+
+
+def test_a_result_summarises_in_one_line_with_why_it_was_not_relocalized():
+    published = make_result(np.random.default_rng(3))
+    best = min(published.candidates, key=lambda c: c.rank)
+    assert published.summary() == (f"relocalized: best keyframe {best.keyframe_id} (cx {best.cx_score:.3f}, "
+                                   f"25 inliers)")
+    refused = make_result(np.random.default_rng(3), relocalized=False)
+    refused.message = "11 inliers < min_inliers 20"
+    assert refused.summary().startswith("not_verified: best keyframe") and refused.summary().endswith(
+        ": 11 inliers < min_inliers 20")
+    empty = RelocalizationResult(stamp=0.0, image_size=(320, 240), status="map_empty", message="the map is empty")
+    assert empty.summary() == "map_empty: no candidates the map is empty"

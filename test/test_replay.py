@@ -44,6 +44,9 @@ def test_build_map_then_relocalize_writes_the_node_topics(bags, capsys):
     assert "frames: 8" in printed and "p50" in printed and "recall@5m" in printed
     summary = json.loads((root / "summary.json").read_text())
     assert summary["frames"] == 8 and summary["ground_truth_frames"] == 8
+    # an untrained network under the calibration shipped for the default model: the user is told
+    assert "trust calibration was fitted on DVF model" in summary["trust_mismatch"]
+    assert f"WARNING: {summary['trust_mismatch']}" in printed
     assert len((root / "frames.jsonl").read_text().splitlines()) == 8
 
     with BagReader(root / "query") as bag:

@@ -201,6 +201,15 @@ def test_health_levels():
     assert failing.level == ERROR and "bad encoding" in failing.message
 
 
+def test_a_trust_calibration_of_another_model_is_a_warning_while_localizing():
+    why = "the trust calibration was fitted on DVF model aaaa, the loaded model is abc123: recalibrate"
+    warned = assess(worker_stats(), node_state(trust_mismatch=why))
+    assert warned.level == WARN and warned.message == why
+    assert warned.values["trust calibration"] == "not fitted on this model"
+    assert assess(worker_stats(), node_state()).values["trust calibration"] == "fits the model"
+    assert assess(worker_stats(), node_state(trust_mismatch=why, map_mode="map")).level == OK  # nothing is trusted
+
+
 # --- parameter rules ----------------------------------------------------------------------------
 
 def test_descriptors_follow_the_schema():

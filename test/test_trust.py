@@ -18,6 +18,7 @@ from dejavu_ros.relocalization import trust
 from dejavu_ros.relocalization.engine import RelocalizationEngine
 from dejavu_ros.relocalization.pose import anchor_spread, estimate_pose, pose_anchor, trusted_place
 from dejavu_ros.relocalization.result import PoseSource
+from dejavu_ros.resources import shipped_name
 
 IDENTITY = [0.0, 0.0, 0.0, 1.0]
 
@@ -222,3 +223,25 @@ def test_night_queries_never_verify_the_wrong_place(tmp_path):
         result = engine.relocalize(triplet(name), 6.0)
         if result.relocalized:
             assert result.pose.position[0] < 15.0, (name, result.confidence)
+
+
+def test_the_shipped_calibration_is_the_default_models_and_another_model_is_told_so(caplog, tmp_path):
+    fe = trained_extractor()
+    shipped = trust.TrustModel.load()
+    assert shipped.meta["dvf_fingerprint"] == fe.fingerprint  # recalibrate whenever the default model changes
+    assert shipped.meta["dvf_model"] == shipped_name(fe.source) == "models/dvf_default.safetensors"  # no build path
+    assert shipped_name(tmp_path / "mine.safetensors") == str(tmp_path / "mine.safetensors")
+    assert trust.calibration_mismatch(shipped, fe.fingerprint) == ""
+    assert trust.calibration_mismatch(trust.TrustModel.neutral(), "0123") == ""  # evidence collection
+    unrecorded = trust.TrustModel(**{**shipped.__dict__, "meta": {}})
+    assert trust.calibration_mismatch(unrecorded, "0123") == ""  # cannot tell: no warning
+    why = trust.calibration_mismatch(shipped, "0123")
+    assert fe.fingerprint in why and "0123" in why and "trust.model" in why
+
+    from dejavu_ros.features.extractor import FeatureExtractor
+    cfg = DejavuConfig()
+    cfg.matching.refine = "off"  # the shipped keypoint head would warn about the untrained network too
+    with caplog.at_level("WARNING", logger="dejavu_ros.relocalization.engine"):
+        engine = RelocalizationEngine(cfg, FeatureExtractor.random(seed=0))
+    assert engine.trust_mismatch and engine.trust_mismatch in caplog.text
+    assert RelocalizationEngine(DejavuConfig(), fe).trust_mismatch == ""

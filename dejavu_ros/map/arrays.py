@@ -57,3 +57,22 @@ def decode_array(blob: bytes, what: str = "array", copy: bool = True) -> np.ndar
 
 def decode_optional(blob: bytes | None, what: str) -> np.ndarray | None:
     return None if blob is None else decode_array(blob, what)
+
+
+def stack_blobs(rows: list, field: str, shape: tuple | None, dtype, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, array)`` from ``(id, blob)`` rows, decoded straight into one preallocated array (a map
+    load is one copy, not one per keyframe); ``shape`` None = from the first row. ``where`` names the
+    file in errors."""
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    if not rows:
+        return ids, np.zeros((0, *(shape or ())), dtype=dtype)
+    layouts = [blob_layout(blob, f"{where} keyframe {kf_id} {field}") for kf_id, blob in rows]
+    first = layouts[0][1]
+    for (kf_id, _), (_, item_shape, _) in zip(rows, layouts):
+        if item_shape != first:
+            raise MapError(f"{where}: keyframe {kf_id} has a {field} of shape {item_shape}, "
+                           f"keyframe {rows[0][0]} has {first}; they cannot be stacked")
+    out = np.empty((len(rows), *first), dtype=dtype)
+    for k, ((_, blob), (dt, item_shape, offset)) in enumerate(zip(rows, layouts)):
+        out[k] = np.frombuffer(blob, dtype=dt, offset=offset).reshape(item_shape)
+    return ids, out

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sqlite3
 import threading
 from datetime import datetime, timezone
@@ -17,16 +16,17 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .arrays import blob_layout
+from .arrays import stack_blobs
 from .compatibility import check_compatible, read_meta
 from .errors import InvalidKeyframeError, KeyframeNotFoundError, MapError
+from .creation import write_empty_map
 from .keyframe import Keyframe
-from .sqlite_file import check_sqlite_file, connect, journal_path, move_no_clobber
-from .tables import (APPLICATION_ID, CREATE_INDEX_SQL, CREATE_STATEMENTS, FEATURE_SETS, INSERT_DATA_SQL,
-                     INSERT_INDEX_SQL, SCHEMA_VERSION, SELECT_SQL, keyframe_to_rows, row_to_keyframe)
+from .sqlite_file import check_sqlite_file, connect
+from .summary import map_counts, summarise
+from .tables import (CREATE_INDEX_SQL, FEATURE_SETS, INSERT_DATA_SQL, INSERT_INDEX_SQL, SELECT_SQL,
+                     keyframe_to_rows, row_to_keyframe)
 from .validation import validate_keyframe
 
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
 _ID_CHUNK = 500  # bound parameters per IN (...) query
 _ITER_BATCH = 32  # keyframes per query while iterating (short reads never starve a writer)
 
@@ -64,51 +64,8 @@ class KeyframeMap:
         The file appears atomically (built under a temporary name, then renamed), so a crash
         during creation never leaves a half-made map behind.
         """
-        path = Path(path)
-        if not isinstance(model_fingerprint, str) or not _HEX.match(model_fingerprint):
-            raise MapError(f"{path}: model fingerprint must be a non-empty hex string, got "
-                           f"{model_fingerprint!r}")
-        if isinstance(descriptor_dim, bool) or not isinstance(descriptor_dim, (int, np.integer)) \
-                or descriptor_dim < 1:
-            raise MapError(f"{path}: descriptor_dim must be a positive integer, got {descriptor_dim!r}")
-        if not isinstance(frame_id, str) or not frame_id:
-            raise MapError(f"{path}: frame_id must be a non-empty string")
-        try:
-            config_json = json.dumps(engine_config or {}, sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise MapError(f"{path}: engine_config is not JSON-serialisable ({exc})") from None
-        if path.exists() and not overwrite:
-            raise MapError(f"{path}: file exists; refusing to overwrite it (pass overwrite=True)")
-        if not path.parent.is_dir():
-            raise MapError(f"{path}: folder {path.parent} does not exist")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        stamp = _now()
-        meta = {"schema_version": str(SCHEMA_VERSION), "model_fingerprint": model_fingerprint.lower(),
-                "descriptor_dim": str(int(descriptor_dim)), "engine_config": config_json,
-                "frame_id": frame_id, "created": stamp, "updated": stamp}
-        try:
-            conn = connect(tmp, read_only=False, create=True)
-            try:
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
-                conn.execute("BEGIN")
-                for statement in CREATE_STATEMENTS:
-                    conn.execute(statement)
-                conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
-            if overwrite:
-                os.replace(tmp, path)
-                journal_path(path).unlink(missing_ok=True)  # a stale journal of the replaced file
-            else:
-                move_no_clobber(tmp, path)
-        except FileExistsError:
-            tmp.unlink(missing_ok=True)
-            raise MapError(f"{path}: file exists; refusing to overwrite it (pass overwrite=True)") from None
-        except (sqlite3.Error, OSError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise MapError(f"{path}: cannot create the map ({exc})") from None
+        path = write_empty_map(Path(path), model_fingerprint, descriptor_dim, frame_id, engine_config, overwrite,
+                               _now())
         return cls.open(path, mode="rw")
 
     @classmethod
@@ -168,6 +125,11 @@ class KeyframeMap:
     @property
     def schema_version(self) -> int:
         return self._schema_version
+
+    @property
+    def created(self) -> str:
+        """When the map file was created (UTC, ISO 8601)."""
+        return self._created
 
     @property
     def engine_config(self) -> dict:
@@ -321,7 +283,7 @@ class KeyframeMap:
             rows = self._connection().execute(
                 "SELECT id, global_desc FROM keyframes ORDER BY id").fetchall()
         dim = self.global_descriptor_dim or 0
-        return self._stack(rows, "global_desc", (dim,), np.float32)
+        return stack_blobs(rows, "global_desc", (dim,), np.float32, str(self._path))
 
     def load_grids(self, ids: Iterable[int] | None = None, dtype=np.float16) -> np.ndarray:
         """Stacked CX grids ``(K, n, h, w)`` for ``ids`` in the given order (None = all, id order).
@@ -332,7 +294,7 @@ class KeyframeMap:
         if ids is None:
             with self._locked("load grids from"):
                 rows = self._connection().execute("SELECT id, grid FROM keyframe_data ORDER BY id").fetchall()
-            return self._stack(rows, "grid", None, dtype)[1]
+            return stack_blobs(rows, "grid", None, dtype, str(self._path))[1]
         wanted = [int(i) for i in ids]
         found: dict[int, bytes] = {}
         with self._locked("load grids from"):
@@ -343,7 +305,7 @@ class KeyframeMap:
         missing = [i for i in wanted if i not in found]
         if missing:
             raise KeyframeNotFoundError(f"{self._path}: no keyframe with id(s) {missing[:10]}")
-        return self._stack([(i, found[i]) for i in wanted], "grid", None, dtype)[1]
+        return stack_blobs([(i, found[i]) for i in wanted], "grid", None, dtype, str(self._path))[1]
 
     def load_poses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ids (N,), positions (N, 3), orientations (N, 4) x y z w)`` in id order, float64."""
@@ -399,35 +361,11 @@ class KeyframeMap:
         return "ok" if problems == ["ok"] else "; ".join(problems)
 
     def info(self, check_integrity: bool = True) -> dict:
-        """Summary for ``map-info`` and the node's diagnostics (plain JSON-able types)."""
+        """Summary for ``map-info`` and the node's diagnostics (plain JSON-able types; :mod:`.summary`)."""
         with self._locked("summarise"):
-            count = len(self)
-            bounds = self._connection().execute(
-                "SELECT min(px), min(py), min(pz), max(px), max(py), max(pz) FROM keyframes").fetchone()
-            with_camera = self._connection().execute(
-                "SELECT count(*) FROM keyframes WHERE camera_k IS NOT NULL").fetchone()[0]
-            with_points = self._connection().execute(
-                "SELECT count(*) FROM keyframe_data WHERE points3d IS NOT NULL").fetchone()[0]
+            counts = map_counts(self._connection())
             updated = self._meta_value("updated")
-        size = self._path.stat().st_size
-        return {
-            "path": str(self._path),
-            "keyframes": count,
-            "frame_id": self._frame_id,
-            "model_fingerprint": self._fingerprint,
-            "schema_version": self._schema_version,
-            "descriptor_dim": self._descriptor_dim,
-            "global_descriptor_dim": self.global_descriptor_dim,
-            "engine_config": self.engine_config,
-            "created": self._created,
-            "updated": updated,
-            "bbox": None if count == 0 else {"min": list(bounds[:3]), "max": list(bounds[3:])},
-            "keyframes_with_intrinsics": with_camera,
-            "keyframes_with_3d_points": with_points,
-            "integrity": self.integrity_check() if check_integrity else "not checked",
-            "file_size_bytes": size,
-            "bytes_per_keyframe": round(size / count, 1) if count else None,
-        }
+        return summarise(self, counts, updated, self.integrity_check() if check_integrity else "not checked")
 
     # --- lifetime ------------------------------------------------------------------------------
 
@@ -472,19 +410,3 @@ class KeyframeMap:
         with self._locked("read the meta table of"):
             row = self._connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
-
-    def _stack(self, rows: list, field: str, shape: tuple | None, dtype) -> tuple[np.ndarray, np.ndarray]:
-        """Decode blobs straight into one preallocated array; ``shape`` None = from the first row."""
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        if not rows:
-            return ids, np.zeros((0, *(shape or ())), dtype=dtype)
-        layouts = [blob_layout(blob, f"{self._path} keyframe {kf_id} {field}") for kf_id, blob in rows]
-        first = layouts[0][1]
-        for (kf_id, _), (_, item_shape, _) in zip(rows, layouts):
-            if item_shape != first:
-                raise MapError(f"{self._path}: keyframe {kf_id} has a {field} of shape {item_shape}, "
-                               f"keyframe {rows[0][0]} has {first}; they cannot be stacked")
-        out = np.empty((len(rows), *first), dtype=dtype)
-        for k, ((_, blob), (dt, item_shape, offset)) in enumerate(zip(rows, layouts)):
-            out[k] = np.frombuffer(blob, dtype=dt, offset=offset).reshape(item_shape)
-        return ids, out

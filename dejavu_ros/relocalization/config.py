@@ -48,7 +48,8 @@ class EngineConfig:
 @dataclass
 class TrustConfig:
     model: str = param("", "Calibration of the trust decision (.json); empty = the one shipped in models/, "
-                       "calibrated for the default DVF model")
+                       "calibrated for the default DVF model (a calibration of another model: a warning, and "
+                       "/diagnostics at WARN)")
     min_confidence: float = param(0.997, "Publish a pose only when the calibrated probability that its place is "
                                   "right reaches this (the shipped calibration's operating point; README, "
                                   "'Trust')", low=0.0, high=1.0, dynamic=True)

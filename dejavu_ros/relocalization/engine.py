@@ -81,6 +81,9 @@ class RelocalizationEngine(MappingMode):
         self.extractor = extractor
         self.map = keyframe_map
         self.trust = trust_model or trust.TrustModel.load(cfg.trust.model or None)
+        self.trust_mismatch = trust.calibration_mismatch(self.trust, extractor.fingerprint)
+        if self.trust_mismatch:
+            log.warning(self.trust_mismatch)
         check_keypoint_head(cfg.matching, extractor)
         self._box_head = load_box_head(cfg.engine.overlap_head, extractor.descriptor_dim)
         self._lock = threading.RLock()

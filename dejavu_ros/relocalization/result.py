@@ -105,6 +105,16 @@ class RelocalizationResult:
     def candidate(self, keyframe_id: int | None) -> Candidate | None:
         return next((c for c in self.candidates if c.keyframe_id == keyframe_id), None)
 
+    def summary(self) -> str:
+        """One line for service replies and logs: the status, the best candidate, its inliers; why
+        not relocalized, when it was not."""
+        if not self.candidates:
+            return f"{self.status}: no candidates {self.message}".strip()
+        best = min(self.candidates, key=lambda c: c.rank)
+        inliers = self.verification.num_inliers if self.verification is not None else 0
+        line = f"{self.status}: best keyframe {best.keyframe_id} (cx {best.cx_score:.3f}, {inliers} inliers)"
+        return line if self.relocalized or not self.message else f"{line}: {self.message}"
+
 
 @dataclass(frozen=True)
 class KeyframeDecision:

@@ -76,7 +76,7 @@ def relocalize_bag(bag_path: str | Path, cfg: DejavuConfig, image_topic: str, *,
         raise DejavuError("no map given (--map)")
     extractor = extractor or FeatureExtractor.from_config(cfg.features)
     engine = RelocalizationEngine(cfg, extractor, open_map(cfg, extractor, "localize"))
-    summary = ReplaySummary()
+    summary = ReplaySummary(trust_mismatch=engine.trust_mismatch)
     errors: Counter = Counter()
     damage: list[str] = []
     results = None

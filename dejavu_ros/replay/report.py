@@ -74,6 +74,7 @@ class ReplaySummary:
     records: list[FrameRecord] = field(default_factory=list)
     errors: dict = field(default_factory=dict)  # per-frame problems, counted by message
     damage: str = ""
+    trust_mismatch: str = ""  # the engine's: why its trust calibration does not fit the model ("" = it does)
 
     def as_dict(self) -> dict:
         recs = self.records
@@ -82,7 +83,8 @@ class ReplaySummary:
                "relocalized": sum(r.status == "relocalized" for r in recs),
                "relocalized_percent": 100.0 * sum(r.status == "relocalized" for r in recs) / n if n else 0.0,
                "latency_ms": _latency(recs), "damage": self.damage,
-               "verified_per_frame": float(np.mean([r.verified for r in recs])) if n else 0.0}
+               "verified_per_frame": float(np.mean([r.verified for r in recs])) if n else 0.0,
+               "trust_mismatch": self.trust_mismatch}
         with_gt = [r for r in recs if r.top1_error_m is not None or r.position_error_m is not None]
         if with_gt:
             out["ground_truth_frames"] = len(with_gt)
@@ -122,4 +124,6 @@ def format_summary(summary: dict) -> str:
                          f"{summary['angle_error_deg_median']:.1f} deg")
     if summary.get("damage"):
         lines.append(f"  bag damaged: {summary['damage']}")
+    if summary.get("trust_mismatch"):
+        lines.append(f"  WARNING: {summary['trust_mismatch']}")
     return "\n".join(lines)

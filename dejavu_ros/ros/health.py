@@ -24,6 +24,7 @@ class NodeState:
     last_error: str = ""  # message of the last failed frame, cleared by the next good one
     relocalized: int = 0  # frames relocalized so far
     keyframes_added: int = 0  # mapping mode
+    trust_mismatch: str = ""  # why the trust calibration does not fit the loaded model (engine.trust_mismatch)
 
 
 def assess(stats: WorkerStats, state: NodeState) -> DiagnosticReport:
@@ -37,6 +38,8 @@ def assess(stats: WorkerStats, state: NodeState) -> DiagnosticReport:
         problems.append((WARN, "no image received yet"))
     elif state.seconds_since_image > state.image_timeout_s:
         problems.append((WARN, f"no image for {state.seconds_since_image:.1f} s"))
+    if state.trust_mismatch and state.map_mode == "localize":
+        problems.append((WARN, state.trust_mismatch))
     if stats.mean_latency_s is not None and stats.mean_latency_s > state.latency_warn_s > 0:
         problems.append((WARN, f"latency {stats.mean_latency_s * 1e3:.0f} ms above "
                                f"{state.latency_warn_s * 1e3:.0f} ms"))
@@ -55,6 +58,7 @@ def assess(stats: WorkerStats, state: NodeState) -> DiagnosticReport:
         "map size (keyframes)": state.map_size,
         "device": state.device,
         "model fingerprint": state.fingerprint,
+        "trust calibration": "not fitted on this model" if state.trust_mismatch else "fits the model",
         "rate (Hz)": stats.rate_hz,
         "latency last (ms)": _ms(stats.last_latency_s),
         "latency mean (ms)": _ms(stats.mean_latency_s),

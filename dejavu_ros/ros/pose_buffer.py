@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..io.typestore import stamp_to_ns
+
 
 @dataclass(frozen=True)
 class StampedPose:
@@ -61,3 +63,12 @@ def covariance_6x6(values) -> np.ndarray | None:
     """A ROS 36-element covariance as 6×6; None when it is all zeros (ROS for 'unknown')."""
     cov = np.asarray(values, dtype=np.float64).reshape(6, 6)
     return None if not np.any(cov) else cov
+
+
+def stamped_pose(msg) -> StampedPose:
+    """A nav_msgs/Odometry or geometry_msgs/PoseWithCovarianceStamped (both carry ``pose.pose`` and
+    ``pose.covariance``) as a :class:`StampedPose` in the message's frame."""
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    return StampedPose(stamp_ns=stamp_to_ns(msg.header.stamp), position=np.array([p.x, p.y, p.z]),
+                       orientation=np.array([q.x, q.y, q.z, q.w]), covariance=covariance_6x6(msg.pose.covariance),
+                       frame_id=msg.header.frame_id)

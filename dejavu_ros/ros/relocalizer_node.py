@@ -36,7 +36,7 @@ from ..schema import ConfigError
 from . import handoff
 from .health import NodeState, assess
 from .parameters import check_changes, declare_schema_parameters, unknown_overrides
-from .pose_buffer import PoseBuffer, StampedPose, covariance_6x6
+from .pose_buffer import PoseBuffer, StampedPose, stamped_pose
 from .result_publisher import ResultPublisher
 from .topics import PUBLISHED, SUBSCRIBED
 from .worker import LatestFrameWorker
@@ -154,10 +154,10 @@ class RelocalizerNode(Node):
         self._camera_info = msg
 
     def _on_pose(self, msg: Any) -> None:
-        self.poses.add(_stamped(msg))
+        self.poses.add(stamped_pose(msg))
 
     def _on_odometry(self, msg: Any) -> None:
-        self.odometry.add(_stamped(msg))
+        self.odometry.add(stamped_pose(msg))
 
     def _on_tf_static(self, msg: Any) -> None:
         for t in msg.transforms:
@@ -323,7 +323,7 @@ class RelocalizerNode(Node):
             response.message = (f"keyframe {decision.keyframe_id} added" if decision.added
                                 else f"no keyframe: {decision.reason}")
         else:
-            response.success, response.message = reply.result.relocalized, summarize(reply.result)
+            response.success, response.message = reply.result.relocalized, reply.result.summary()
         return response
 
     def _srv_relocalize(self, _request: Any, response: Any) -> Any:
@@ -357,7 +357,8 @@ class RelocalizerNode(Node):
                           mode=node_cfg.mode, map_size=int(self.engine.map_size),
                           device=str(self.engine.device), fingerprint=str(self.engine.fingerprint),
                           latency_warn_s=node_cfg.latency_warn_s, seconds_since_image=since,
-                          image_timeout_s=max(5.0, 3 * node_cfg.diagnostics_period_s), **self._status)
+                          image_timeout_s=max(5.0, 3 * node_cfg.diagnostics_period_s),
+                          trust_mismatch=getattr(self.engine, "trust_mismatch", ""), **self._status)
         self.out.publish_diagnostics(assess(self.worker.stats(), state), self._now_ns())
 
     def _now_ns(self) -> int:
@@ -380,24 +381,6 @@ class RelocalizerNode(Node):
             self.engine.close()
         finally:
             self._engine_lock.release()
-
-
-def _stamped(msg: Any) -> StampedPose:
-    """Odometry / PoseWithCovarianceStamped → StampedPose."""
-    p, q = msg.pose.pose.position, msg.pose.pose.orientation
-    return StampedPose(stamp_ns=stamp_to_ns(msg.header.stamp), position=np.array([p.x, p.y, p.z]),
-                       orientation=np.array([q.x, q.y, q.z, q.w]), covariance=covariance_6x6(msg.pose.covariance),
-                       frame_id=msg.header.frame_id)
-
-
-def summarize(result: Any) -> str:
-    """One line about a result for service replies and logs."""
-    if not result.candidates:
-        return f"{result.status}: no candidates {result.message}".strip()
-    best = min(result.candidates, key=lambda c: c.rank)
-    inliers = result.verification.num_inliers if result.verification is not None else 0
-    return (f"{result.status}: best keyframe {best.keyframe_id} (cx {best.cx_score:.3f}, "
-            f"{inliers} inliers)")
 
 
 def main(args: list[str] | None = None) -> int:
