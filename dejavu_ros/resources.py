@@ -38,7 +38,9 @@ def shipped_name(path: str | Path) -> str:
     """``path`` as a report should record it: ``models/NAME`` for a file shipped with the package (the
     same on every install), else the path as given."""
     path = Path(path)
-    try:
-        return str(Path("models") / path.resolve().relative_to(models_dir().resolve()))
-    except ValueError:
-        return str(path)
+    for inside, folder in ((path.absolute(), models_dir().absolute()), (path.resolve(), models_dir().resolve())):
+        try:  # as named first: an install of symlinks resolves into the source tree
+            return str(Path("models") / inside.relative_to(folder))
+        except ValueError:
+            continue
+    return str(path)

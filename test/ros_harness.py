@@ -84,6 +84,8 @@ class FakeEngine:
         self.closed = False
         self.device = "cpu"
         self.fingerprint = "f00dfeed"
+        self.trust_mismatch = ""  # RelocalizationEngine's: the calibration fits the model
+        self.trust_fitted_on = "f00dfeed"
 
     @property
     def map_size(self) -> int:

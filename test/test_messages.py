@@ -242,11 +242,20 @@ def test_debug_image_downscales_large_queries():
 def test_a_result_summarises_in_one_line_with_why_it_was_not_relocalized():
     published = make_result(np.random.default_rng(3))
     best = min(published.candidates, key=lambda c: c.rank)
-    assert published.summary() == (f"relocalized: best keyframe {best.keyframe_id} (cx {best.cx_score:.3f}, "
+    assert published.summary() == (f"relocalized: keyframe {best.keyframe_id} (cx {best.cx_score:.3f}, "
                                    f"25 inliers)")
     refused = make_result(np.random.default_rng(3), relocalized=False)
     refused.message = "11 inliers < min_inliers 20"
-    assert refused.summary().startswith("not_verified: best keyframe") and refused.summary().endswith(
+    assert refused.summary().startswith("not_verified: keyframe") and refused.summary().endswith(
         ": 11 inliers < min_inliers 20")
     empty = RelocalizationResult(stamp=0.0, image_size=(320, 240), status="map_empty", message="the map is empty")
     assert empty.summary() == "map_empty: no candidates the map is empty"
+
+
+def test_a_summary_names_the_verified_keyframe_not_the_best_ranked_one():
+    result = make_result(np.random.default_rng(3))
+    best = min(result.candidates, key=lambda c: c.rank)
+    other = next(c for c in result.candidates if c is not best)
+    result.verification.keyframe_id = other.keyframe_id  # the pose was anchored on another keyframe of the place
+    result.message = "left out when relocalized"
+    assert result.summary() == (f"relocalized: keyframe {other.keyframe_id} (cx {other.cx_score:.3f}, 25 inliers)")

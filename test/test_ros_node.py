@@ -205,8 +205,8 @@ def test_a_trust_calibration_of_another_model_is_a_warning_while_localizing():
     why = "the trust calibration was fitted on DVF model aaaa, the loaded model is abc123: recalibrate"
     warned = assess(worker_stats(), node_state(trust_mismatch=why))
     assert warned.level == WARN and warned.message == why
-    assert warned.values["trust calibration"] == "not fitted on this model"
-    assert assess(worker_stats(), node_state()).values["trust calibration"] == "fits the model"
+    assert assess(worker_stats(), node_state(trust_fitted_on="aaaa")).values["trust calibration fitted on"] == "aaaa"
+    assert warned.values["trust calibration fitted on"] == "not recorded"
     assert assess(worker_stats(), node_state(trust_mismatch=why, map_mode="map")).level == OK  # nothing is trusted
 
 
@@ -276,6 +276,17 @@ def test_results_arrive_stamped_with_the_image(harness, reliable):
     status = [s for d in h.received["diag"] for s in d.status][-1]
     values = {kv.key: kv.value for kv in status.values}
     assert values["map size (keyframes)"] == "5" and values["model fingerprint"] == "f00dfeed"
+    assert values["trust calibration fitted on"] == "f00dfeed"
+
+
+@pytest.mark.ros
+def test_a_trust_calibration_of_another_model_shows_on_diagnostics(harness):
+    h = harness({"node.diagnostics_period_s": 0.2})
+    h.engine.trust_mismatch = "the trust calibration was fitted on DVF model aaaa, the loaded model is f00dfeed"
+    h.engine.trust_fitted_on = "aaaa"
+    assert wait_for(lambda: any(h.engine.trust_mismatch in s.message for d in h.received["diag"] for s in d.status))
+    status = [s for d in h.received["diag"] for s in d.status if h.engine.trust_mismatch in s.message][-1]
+    assert {kv.key: kv.value for kv in status.values}["trust calibration fitted on"] == "aaaa"
 
 
 @pytest.mark.ros

@@ -361,7 +361,7 @@ class KeyframeMap:
         return "ok" if problems == ["ok"] else "; ".join(problems)
 
     def info(self, check_integrity: bool = True) -> dict:
-        """Summary for ``map-info`` and the node's diagnostics (plain JSON-able types; :mod:`.summary`)."""
+        """Summary for ``map-info`` (plain JSON-able types; :mod:`.summary`)."""
         with self._locked("summarise"):
             counts = map_counts(self._connection())
             updated = self._meta_value("updated")

@@ -1,12 +1,12 @@
-"""What ``dejavu-ros map-info`` and the node's diagnostics report about a map file."""
+"""What ``dejavu-ros map-info`` reports about a map file."""
 from __future__ import annotations
 
 import sqlite3
 
 
 def map_counts(conn: sqlite3.Connection) -> dict:
-    """Keyframe count, position bounds and how many keyframes carry intrinsics and 3-D points (one
-    read; the caller holds the map's lock)."""
+    """Keyframe count, position bounds and how many keyframes carry intrinsics and 3-D points (the
+    caller holds the map's lock, so the four queries see one state)."""
     return {
         "keyframes": conn.execute("SELECT count(*) FROM keyframes").fetchone()[0],
         "bounds": conn.execute("SELECT min(px), min(py), min(pz), max(px), max(py), max(pz) FROM keyframes").fetchone(),

@@ -82,6 +82,7 @@ class RelocalizationEngine(MappingMode):
         self.map = keyframe_map
         self.trust = trust_model or trust.TrustModel.load(cfg.trust.model or None)
         self.trust_mismatch = trust.calibration_mismatch(self.trust, extractor.fingerprint)
+        self.trust_fitted_on = str(self.trust.meta.get("dvf_fingerprint") or "")  # "" = not recorded
         if self.trust_mismatch:
             log.warning(self.trust_mismatch)
         check_keypoint_head(cfg.matching, extractor)

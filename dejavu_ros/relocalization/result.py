@@ -106,13 +106,17 @@ class RelocalizationResult:
         return next((c for c in self.candidates if c.keyframe_id == keyframe_id), None)
 
     def summary(self) -> str:
-        """One line for service replies and logs: the status, the best candidate, its inliers; why
-        not relocalized, when it was not."""
+        """One line for service replies and logs: the status, the keyframe the result is about (the
+        verified one, else the best candidate) with its CX and inliers; why not relocalized, when it
+        was not."""
         if not self.candidates:
             return f"{self.status}: no candidates {self.message}".strip()
-        best = min(self.candidates, key=lambda c: c.rank)
+        kf_id = self.keyframe_id
+        shown = self.candidate(kf_id)
+        cx = f"cx {shown.cx_score:.3f}, " if shown is not None else ""
         inliers = self.verification.num_inliers if self.verification is not None else 0
-        line = f"{self.status}: best keyframe {best.keyframe_id} (cx {best.cx_score:.3f}, {inliers} inliers)"
+        what = "keyframe" if self.verification is not None else "best keyframe"
+        line = f"{self.status}: {what} {kf_id} ({cx}{inliers} inliers)"
         return line if self.relocalized or not self.message else f"{line}: {self.message}"
 
 

@@ -160,15 +160,14 @@ class TrustModel:
 def calibration_mismatch(model: TrustModel, dvf_fingerprint: str) -> str:
     """Why ``model``'s probabilities are not calibrated for the DVF model ``dvf_fingerprint`` ("" when
     they are, or when the calibration does not record its model). A calibration is fitted on one
-    network's evidence; another network's inlier counts and margins differ, and the README shows a
-    better network publishing wrong poses under a calibration that was not its own."""
+    network's evidence; nothing shows that it holds for another network's inlier counts and margins."""
     fitted = str(model.meta.get("dvf_fingerprint") or "")
     if model.meta.get("neutral") or not fitted or fitted == dvf_fingerprint:
         return ""
     return (f"the trust calibration was fitted on DVF model {fitted}, the loaded model is {dvf_fingerprint}: "
             f"its confidences are not calibrated for this model and may trust wrong places; calibrate one "
-            f"(python benchmarks/bench_trust.py --data DATA_DIR --model MODEL --write TRUST.json) and set "
-            f"trust.model")
+            f"(from a source checkout: python benchmarks/bench_trust.py --data DATA_DIR --model MODEL --write "
+            f"MY_TRUST.json) and set trust.model")
 
 
 def same_place(positions: np.ndarray, radius_m: float) -> np.ndarray:

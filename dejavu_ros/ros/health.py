@@ -25,6 +25,7 @@ class NodeState:
     relocalized: int = 0  # frames relocalized so far
     keyframes_added: int = 0  # mapping mode
     trust_mismatch: str = ""  # why the trust calibration does not fit the loaded model (engine.trust_mismatch)
+    trust_fitted_on: str = ""  # the DVF fingerprint the trust calibration was fitted on ("" = not recorded)
 
 
 def assess(stats: WorkerStats, state: NodeState) -> DiagnosticReport:
@@ -58,7 +59,7 @@ def assess(stats: WorkerStats, state: NodeState) -> DiagnosticReport:
         "map size (keyframes)": state.map_size,
         "device": state.device,
         "model fingerprint": state.fingerprint,
-        "trust calibration": "not fitted on this model" if state.trust_mismatch else "fits the model",
+        "trust calibration fitted on": state.trust_fitted_on or "not recorded",
         "rate (Hz)": stats.rate_hz,
         "latency last (ms)": _ms(stats.last_latency_s),
         "latency mean (ms)": _ms(stats.mean_latency_s),

@@ -1,8 +1,9 @@
-"""Recent poses kept by stamp, so mapping mode can pair each image with the pose taken nearest to it.
+"""Recent poses kept by stamp, so each image is paired with the pose taken nearest to it: the map
+pose in mapping mode, the odometry route localization and the map→odom hand-off use in localize mode.
 
 Odometry and images arrive on separate topics at different rates; the worker looks the pose up
 when it gets to the frame, by which time the pose after the image has usually arrived too.
-Pure Python (no rclpy).
+Pure Python (no rclpy); :func:`stamped_pose` reads the ROS messages.
 """
 from __future__ import annotations
 

@@ -358,7 +358,8 @@ class RelocalizerNode(Node):
                           device=str(self.engine.device), fingerprint=str(self.engine.fingerprint),
                           latency_warn_s=node_cfg.latency_warn_s, seconds_since_image=since,
                           image_timeout_s=max(5.0, 3 * node_cfg.diagnostics_period_s),
-                          trust_mismatch=getattr(self.engine, "trust_mismatch", ""), **self._status)
+                          trust_mismatch=self.engine.trust_mismatch, trust_fitted_on=self.engine.trust_fitted_on,
+                          **self._status)
         self.out.publish_diagnostics(assess(self.worker.stats(), state), self._now_ns())
 
     def _now_ns(self) -> int:
