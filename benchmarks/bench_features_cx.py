@@ -1,6 +1,6 @@
 """DVF inference time per frame and CX time per pair, printed as JSON.
 
-    python benchmarks/bench_features_cx.py [--device cpu|cuda] [--model PATH] [--repeats 5] [--runtimes onnxruntime openvino torch-bf16 torch-nchw]
+    python benchmarks/bench_features_cx.py [--device cpu|cuda] [--model PATH] [--repeats 5] [--runtimes onnxruntime openvino openvino-bf16 torch-bf16 torch-nchw]
 
 DVF at 256×256, 320×240 and 640×480 (the default model, and the light, mid and paper-size networks); CX per pair
 at 32×32, 64×64 and 128×128 grids, one pair and one query against 64 keyframes in a batch. ``--runtimes``
@@ -33,7 +33,7 @@ from dejavu_ros.similarity.cx import contextual_similarity  # noqa: E402
 def runtime_round_robin(args, rng) -> dict:
     """The default model through torch and each of ``args.runtimes``, one frame each in turn."""
     def extractor(name: str) -> FeatureExtractor:
-        # torch-bf16: the torch backend under bf16 autocast; torch-nchw: with features.channels_last off
+        # torch-bf16 / openvino-bf16: features.precision bf16; torch-nchw: with features.channels_last off
         backend, _, variant = name.partition("-")
         return FeatureExtractor.from_config(FeatureConfig(
             model=args.model, device="cpu", backend=backend, precision=variant if variant == "bf16" else "fp32",
@@ -64,9 +64,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--skip-128", action="store_true", help="skip the 128×128 batched CX (slow on CPU)")
-    p.add_argument("--runtimes", nargs="*", default=[], choices=("onnxruntime", "openvino", "torch-bf16", "torch-nchw"),
+    p.add_argument("--runtimes", nargs="*", default=[], choices=("onnxruntime", "openvino", "openvino-bf16", "torch-bf16", "torch-nchw"),
                    help="also the default model through these CPU backends (torch-bf16: torch under bf16 "
-                        "autocast; torch-nchw: torch with features.channels_last off), round robin with torch")
+                        "autocast; openvino-bf16: OpenVINO computing in bf16; torch-nchw: torch with "
+                        "features.channels_last off), round robin with torch")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -10,7 +10,7 @@ from conftest import shared
 from dejavu_ros.cli.main import main
 from dejavu_ros.config import DejavuConfig
 from dejavu_ros.features.config import FeatureConfig
-from dejavu_ros.features.extractor import FeatureExtractor
+from dejavu_ros.features.extractor import FeatureExtractor, cpu_has_native_bf16
 from dejavu_ros.io.images import read_rgb
 from dejavu_ros.relocalization.engine import RelocalizationEngine
 
@@ -53,6 +53,24 @@ def test_runtime_backend_gives_the_torch_descriptors(backend, size):
         assert a.shape == b.shape and float((a - b).abs().max()) < 1e-3
 
 
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="OpenVINO computes bf16 only on CPUs that have it natively")
+def test_openvino_in_bf16_stays_as_close_to_fp32_as_torch_in_bf16_and_unit_length():
+    def closeness(fe, image):
+        cosine = torch.nn.functional.cosine_similarity(reference.extract(image), fe.extract(image), dim=0)
+        return float(cosine.mean()), float(cosine.quantile(0.01))
+
+    reference = FeatureExtractor.from_config(FeatureConfig(device="cpu"))
+    torch_bf16 = FeatureExtractor.from_config(FeatureConfig(device="cpu", precision="bf16"))
+    fast = FeatureExtractor.from_config(FeatureConfig(device="cpu", backend=runtime_backend("openvino"),
+                                                      precision="bf16"))
+    for name in ("anchor_0", "positive_0", "negative_0"):
+        image = triplet(name)
+        assert float((reference.extract(image) - fast.extract(image)).abs().max()) > 1e-4  # it did run in bf16
+        (mean, low), (torch_mean, torch_low) = closeness(fast, image), closeness(torch_bf16, image)
+        assert mean > 0.9995 and mean >= torch_mean - 1e-4 and low >= torch_low - 1e-3, (mean, low, torch_mean, torch_low)
+        assert float((fast.extract(image).norm(dim=0) - 1).abs().max()) < 1e-5  # normalised again in fp32
+
+
 @pytest.mark.parametrize("runtime", BACKENDS)
 def test_the_engine_ranks_the_same_candidates_with_either_backend(tmp_path, runtime):
     ranked = []
@@ -88,3 +106,14 @@ def test_a_missing_runtime_package_is_named(monkeypatch, backend, package):
     monkeypatch.setitem(sys.modules, package, None)  # import fails as if it were not installed
     with pytest.raises(OnnxError, match=f"features.backend {backend} needs the {package} package"):
         FeatureExtractor.from_config(FeatureConfig(device="cpu", backend=backend))
+
+
+def test_a_precision_the_backend_cannot_run_is_said_once_at_start(caplog):
+    with caplog.at_level("WARNING", logger="dejavu_ros.features.extractor"):
+        FeatureExtractor.from_config(FeatureConfig(device="cpu", backend="onnxruntime", precision="bf16"))
+    assert "onnxruntime runs fp32" in caplog.text
+    if cpu_has_native_bf16() and runtime_backend("openvino"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="dejavu_ros.features.extractor"):
+            FeatureExtractor.from_config(FeatureConfig(device="cpu", backend="openvino", precision="bf16"))
+        assert "runs fp32" not in caplog.text  # OpenVINO computes in bf16 here

@@ -13,7 +13,7 @@ class FeatureConfig:
     backend: str = param("torch", "Inference engine: torch, onnxruntime or openvino (both CPU; the model is "
                          "exported to ONNX when the node starts)", choices=("torch", "onnxruntime", "openvino"))
     precision: str = param("fp32", "Inference precision: fp16/bf16 autocast on CUDA; bf16 also on the CPU "
-                           "(torch backend), worth it where the CPU has native bf16 (AVX512-BF16, AMX)",
+                           "(torch and openvino backends), worth it where the CPU has native bf16 (AVX512-BF16, AMX)",
                            choices=("fp32", "fp16", "bf16"))
     channels_last: bool = param(True, "Run the torch backend's convolutions in channels_last memory format "
                                  "(oneDNN's faster layout: 1.2-1.4x on the CPU; descriptors within 1e-5 of NCHW; not yet "

@@ -70,21 +70,25 @@ class FeatureExtractor:
                 raise DejavuError(f"features.backend {backend} runs on the CPU; features.device is {self.device}")
             from .onnx_backend import OnnxRuntimeDVF, OpenVinoDVF, export_bytes
 
-            runtime = OnnxRuntimeDVF if backend == "onnxruntime" else OpenVinoDVF
-            self._runtime = runtime(export_bytes(self.model), threads=threads)
+            if backend == "openvino":
+                self._runtime = OpenVinoDVF(export_bytes(self.model), threads=threads,
+                                            precision="bf16" if precision == "bf16" else "fp32")
+            else:
+                self._runtime = OnnxRuntimeDVF(export_bytes(self.model), threads=threads)
         # in place: the caller's model runs in the layout asked for here (False = NCHW, also for a
         # model an earlier extractor converted)
         self.model = self.model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         self.channels_last = channels_last
         self.fingerprint = fingerprint_hex or fingerprint(model)
         self.precision = precision
-        if self._runtime is not None and precision != "fp32":
-            log.warning("features.precision %s applies to the torch backend: %s runs fp32", precision, backend)
+        if self._runtime is not None and precision != "fp32" and (backend, precision) != ("openvino", "bf16"):
+            log.warning("features.precision %s applies to the torch backend (and bf16 to openvino): %s runs fp32",
+                        precision, backend)
         elif self.device.type == "cpu" and precision == "fp16":
             log.warning("features.precision fp16 applies on CUDA only: the CPU runs fp32 (bf16 autocasts on the CPU)")
         elif self.device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
-            log.warning("features.precision bf16: this CPU has no native bf16 (AVX512-BF16/AMX), so it is emulated "
-                        "and slower than fp32")
+            log.warning("features.precision bf16: this CPU has no native bf16 (AVX512-BF16/AMX), so %s",
+                        "OpenVINO runs fp32" if backend == "openvino" else "it is emulated and slower than fp32")
         self.pad_small = pad_small
         self.source = source
 
@@ -131,7 +135,10 @@ class FeatureExtractor:
                 raise DejavuError(f"image {width}×{height} is smaller than DVF's minimum side {MIN_SIDE} px")
             batch, _ = pad_to_min_side(batch)
         if self._runtime is not None:
-            return self._runtime(batch)[..., :height, :width].contiguous()
+            out = self._runtime(batch)[..., :height, :width]
+            if self.precision == "bf16" and self.backend == "openvino" and self.model.cfg.normalize:
+                return unit_channels(out).contiguous()  # as after torch's autocast, below
+            return out.contiguous()
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         dtype = autocast_dtype(self.device, self.precision)
