@@ -227,9 +227,9 @@ class Harness:
     def close(self):
         self.node.shutdown()
         self.executor.shutdown()
+        self.thread.join(5.0)  # before the nodes go: a spin still running would touch their destroyed handles
         self.node.destroy_node()
         self.probe.destroy_node()
-        self.thread.join(5.0)
 
 
 def ns(stamp) -> int:
