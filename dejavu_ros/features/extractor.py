@@ -65,6 +65,8 @@ class FeatureExtractor:
         self.model = model.to(self.device).eval()
         self.backend = backend
         self._runtime = None
+        #: OpenVINO computing in bf16 (features.precision bf16 applies to it as to torch's autocast)
+        self._runtime_bf16 = backend == "openvino" and precision == "bf16"
         if backend in ("onnxruntime", "openvino"):
             if self.device.type != "cpu":
                 raise DejavuError(f"features.backend {backend} runs on the CPU; features.device is {self.device}")
@@ -72,7 +74,7 @@ class FeatureExtractor:
 
             if backend == "openvino":
                 self._runtime = OpenVinoDVF(export_bytes(self.model), threads=threads,
-                                            precision="bf16" if precision == "bf16" else "fp32")
+                                            precision="bf16" if self._runtime_bf16 else "fp32")
             else:
                 self._runtime = OnnxRuntimeDVF(export_bytes(self.model), threads=threads)
         # in place: the caller's model runs in the layout asked for here (False = NCHW, also for a
@@ -81,7 +83,7 @@ class FeatureExtractor:
         self.channels_last = channels_last
         self.fingerprint = fingerprint_hex or fingerprint(model)
         self.precision = precision
-        if self._runtime is not None and precision != "fp32" and (backend, precision) != ("openvino", "bf16"):
+        if self._runtime is not None and precision != "fp32" and not self._runtime_bf16:
             log.warning("features.precision %s applies to the torch backend (and bf16 to openvino): %s runs fp32",
                         precision, backend)
         elif self.device.type == "cpu" and precision == "fp16":
@@ -136,9 +138,7 @@ class FeatureExtractor:
             batch, _ = pad_to_min_side(batch)
         if self._runtime is not None:
             out = self._runtime(batch)[..., :height, :width]
-            if self.precision == "bf16" and self.backend == "openvino" and self.model.cfg.normalize:
-                return unit_channels(out).contiguous()  # as after torch's autocast, below
-            return out.contiguous()
+            return self._unit_again(out) if self._runtime_bf16 else out.contiguous()
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         dtype = autocast_dtype(self.device, self.precision)
@@ -146,8 +146,12 @@ class FeatureExtractor:
             return self.model(batch)[..., :height, :width].contiguous()
         with torch.autocast(self.device.type, dtype=dtype):
             out = self.model(batch)[..., :height, :width].float()
-        # normalised again in float32: bf16/fp16 rounding leaves norms 0.1–0.5 % off 1, and the
-        # matchers would normalise the whole map once per keyframe (matching/dense_matching.py: unit_map)
+        return self._unit_again(out)
+
+    def _unit_again(self, out: torch.Tensor) -> torch.Tensor:
+        """A reduced-precision output normalised again in float32: bf16/fp16 rounding leaves norms
+        0.1–0.5 % off 1, and the matchers would normalise the whole map once per keyframe
+        (matching/dense_matching.py: unit_map)."""
         return unit_channels(out).contiguous() if self.model.cfg.normalize else out.contiguous()
 
     def extract(self, image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:

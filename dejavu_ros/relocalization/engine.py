@@ -82,7 +82,6 @@ class RelocalizationEngine(MappingMode):
         self.map = keyframe_map
         self.trust = trust_model or trust.TrustModel.load(cfg.trust.model or None)
         self.trust_mismatch = trust.calibration_mismatch(self.trust, extractor.fingerprint)
-        self.trust_fitted_on = str(self.trust.meta.get("dvf_fingerprint") or "")  # "" = not recorded
         if self.trust_mismatch:
             log.warning(self.trust_mismatch)
         check_keypoint_head(cfg.matching, extractor)
@@ -168,6 +167,11 @@ class RelocalizationEngine(MappingMode):
     @property
     def fingerprint(self) -> str:
         return self.extractor.fingerprint
+
+    @property
+    def trust_fitted_on(self) -> str:
+        """The DVF model the trust calibration was fitted on ("" = not recorded)."""
+        return self.trust.dvf_fingerprint
 
     @property
     def device(self) -> str:

@@ -105,6 +105,11 @@ class TrustModel:
                    cx_coef=(0.0, 0.0), typical_other=typical_other or OtherPlace(exists=False), threshold=0.5,
                    meta={"neutral": True})
 
+    @property
+    def dvf_fingerprint(self) -> str:
+        """The DVF model whose evidence this calibration was fitted on ("" = not recorded)."""
+        return str(self.meta.get("dvf_fingerprint") or "")
+
     def probability(self, x: dict[str, float]) -> float:
         z = self.intercept + sum(self.coef[k] * (x[k] - self.mean[k]) / self.scale[k] for k in self.coef)
         return _sigmoid(z)
@@ -161,7 +166,7 @@ def calibration_mismatch(model: TrustModel, dvf_fingerprint: str) -> str:
     """Why ``model``'s probabilities are not calibrated for the DVF model ``dvf_fingerprint`` ("" when
     they are, or when the calibration does not record its model). A calibration is fitted on one
     network's evidence; nothing shows that it holds for another network's inlier counts and margins."""
-    fitted = str(model.meta.get("dvf_fingerprint") or "")
+    fitted = model.dvf_fingerprint
     if model.meta.get("neutral") or not fitted or fitted == dvf_fingerprint:
         return ""
     return (f"the trust calibration was fitted on DVF model {fitted}, the loaded model is {dvf_fingerprint}: "
