@@ -191,7 +191,13 @@ class Harness:
         self.executor = MultiThreadedExecutor(num_threads=4)
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._stop = threading.Event()
+
+        def spin():  # a loop the harness can end before it destroys what the executor touches
+            while not self._stop.is_set():
+                self.executor.spin_once(timeout_sec=0.05)
+
+        self.thread = threading.Thread(target=spin, daemon=True)
         self.thread.start()
 
     def _record(self, key: str, msg) -> None:
@@ -226,8 +232,11 @@ class Harness:
 
     def close(self):
         self.node.shutdown()
+        # the spin ends first: one still inside spin_once would touch the guard conditions that
+        # executor.shutdown and destroy_node destroy (an unhandled thread exception otherwise)
+        self._stop.set()
+        self.thread.join(5.0)
         self.executor.shutdown()
-        self.thread.join(5.0)  # before the nodes go: a spin still running would touch their destroyed handles
         self.node.destroy_node()
         self.probe.destroy_node()
 
