@@ -44,6 +44,19 @@ def test_fingerprint_changes_with_weights_and_config(light_model):
     assert fingerprint(DVF(DVFConfig.light(6))) != fingerprint(DVF(DVFConfig.light(7)))
 
 
+def test_colour_convention_is_stored_and_an_rgb_header_is_unchanged(tmp_path, light_model):
+    """RGB models were fingerprinted by maps and trust calibrations before ``colour`` existed: their
+    header and fingerprint stay as they were; a grey model says so in its header and differs."""
+    rgb = save_checkpoint(light_model, tmp_path / "rgb.safetensors")
+    assert "colour" not in read_metadata(rgb)["model_config"]
+    before = fingerprint(light_model)
+    light_model.cfg.colour = "grey"
+    grey = save_checkpoint(light_model, tmp_path / "grey.safetensors")
+    assert read_metadata(grey)["model_config"]["colour"] == "grey"
+    assert load_checkpoint(grey)[0].cfg.colour == "grey" and load_checkpoint(rgb)[0].cfg.colour == "rgb"
+    assert fingerprint(light_model) != before
+
+
 def test_truncated_file_is_refused(tmp_path, light_model):
     path = save_checkpoint(light_model, tmp_path / "m.safetensors")
     data = path.read_bytes()

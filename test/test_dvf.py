@@ -93,15 +93,33 @@ def test_exposure_scaling_lifts_dark_frames_and_leaves_bright_ones():
         to_tensor(day, "auto")
 
 
+@pytest.mark.parametrize("colour", ["rgb", "grey"])
 @pytest.mark.parametrize("scaling", ["max", "exposure", "fixed"])
-def test_training_and_inference_scale_an_image_the_same_way(scaling):
+def test_training_and_inference_scale_an_image_the_same_way(scaling, colour):
     """The trainer works on float crops in [0, 1], the node on uint8 frames: same tones either way."""
     rng = np.random.default_rng(1)
     image = (rng.integers(0, 70, (16, 20, 3)) + np.arange(20)[None, :, None]).astype(np.uint8)
-    trained = scale_input(image.astype(np.float32) / 255.0, scaling)
-    served = to_tensor(image, scaling)[0].permute(1, 2, 0).numpy()
+    trained = scale_input(image.astype(np.float32) / 255.0, scaling, colour)
+    served = to_tensor(image, scaling, colour)[0].permute(1, 2, 0).numpy()
     assert np.allclose(trained, served, atol=1e-5) and trained.dtype == np.float32
     assert np.allclose(equalise_exposure(torch.from_numpy(trained)).numpy(), equalise_exposure(trained), atol=1e-6)
+
+
+def test_grey_convention_feeds_the_luma_and_ignores_a_colour_cast():
+    """A sodium-lamp cast (red up, blue down, same luma) changes nothing a grey model sees."""
+    rng = np.random.default_rng(2)
+    image = rng.integers(60, 200, (12, 16, 3)).astype(np.float32)
+    grey = to_tensor(image.astype(np.uint8), "max", "grey")[0]
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    assert np.allclose(grey[0].numpy(), luma / luma.max(), atol=1e-6)
+    cast = image + 50.0 * np.array([0.114, 0.0, -0.299], np.float32) / 0.299  # redder, less blue, same luma
+    assert np.allclose(to_tensor(cast, "exposure", "grey"), to_tensor(image, "exposure", "grey"), atol=1e-5)
+    assert not torch.allclose(to_tensor(cast, "exposure"), to_tensor(image, "exposure"), atol=1e-2)
+    with pytest.raises(ValueError, match="unknown colour"):
+        to_tensor(image, "max", "hsv")
+    with pytest.raises(ValueError, match="DVFConfig.colour"):
+        DVFConfig(colour="bgr")
 
 
 def test_grayscale_is_replicated_and_bad_arrays_are_refused():

@@ -59,6 +59,22 @@ def test_head_file_round_trip_and_clear_errors(tmp_path):
         loaded(torch.randn(1, 5, 8, 8))
 
 
+def test_head_save_keeps_the_old_file_when_it_fails_and_is_readable_by_all(tmp_path, monkeypatch):
+    import dejavu_ros.features.checkpoint as ckpt
+
+    path = tmp_path / "head.safetensors"
+    save_head(KeypointHead(6, hidden=4), path, "abc123")
+    before = path.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o644  # heads are installed and shared like the weights
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(ckpt, "save_file", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_head(KeypointHead(6, hidden=8), path, "def456")
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["head.safetensors"]
+
+
 def test_a_dvf_model_file_is_not_taken_for_a_head():
     from dejavu_ros.resources import default_model_path
 

@@ -12,6 +12,7 @@ from dejavu_ros.resources import models_dir
 PAIRS = {  # DVF model → its keypoint head ("" = the shipped defaults)
     "shipped": ("", ""),
     "candidate arm D": ("candidates/dvf_arm_d.safetensors", "candidates/keypoint_head_arm_d.safetensors"),
+    "candidate arm G": ("candidates/dvf_arm_g.safetensors", "candidates/keypoint_head_arm_g.safetensors"),
 }
 
 
@@ -29,7 +30,7 @@ def test_each_keypoint_head_was_trained_on_its_models_map(name):
     assert head.descriptor_dim == extractor.descriptor_dim
 
 
-def test_the_candidate_is_not_the_shipped_model():
-    shipped, candidate = (FeatureExtractor.from_config(FeatureConfig(model=_path(PAIRS[k][0]))).fingerprint
-                          for k in ("shipped", "candidate arm D"))
-    assert shipped != candidate
+def test_the_candidates_are_not_the_shipped_model_and_say_how_they_are_fed():
+    prints = {k: FeatureExtractor.from_config(FeatureConfig(model=_path(model))) for k, (model, _) in PAIRS.items()}
+    assert len({e.fingerprint for e in prints.values()}) == len(PAIRS)
+    assert [k for k, e in prints.items() if e.model_config.colour == "grey"] == ["candidate arm G"]

@@ -23,7 +23,7 @@ def test_train_cli_world_size_one_then_resume(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--manifest", str(train), "--val-manifest", str(val), "--out", str(out),
             "--model.init", str(init), *FAST]
-    assert main([*args, "--model.scaling", "exposure", "--optim.max_steps", "2"]) == 0
+    assert main([*args, "--model.scaling", "exposure", "--model.colour", "grey", "--optim.max_steps", "2"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     last = result["last_validation"]
     assert result["steps"] == 2 and {"m/auc_cross", "m/recall@1", "rule"} <= set(last)  # split "m" (m.csv)
@@ -32,15 +32,17 @@ def test_train_cli_world_size_one_then_resume(tmp_path, capsys):
         assert (out / name).is_file(), name
     meta = read_metadata(out / "last.safetensors")["training"]
     assert meta["steps"] == 2 and meta["world_size"] == 1 and meta["config"]["loss"]["alpha"] == 0.2
+    assert meta["manifests"] == [train.name]  # a shipped file names its data, not the trainer's folders
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2] and all(float(r["loss"]) >= 0 for r in rows)
     model, _ = load_checkpoint(out / "best.safetensors")
     assert model.cfg.descriptor_dim == 4  # the tiny init model, not the default variant
-    assert model.cfg.scaling == "exposure"  # fine-tuning changed the init's input convention
+    assert model.cfg.scaling == "exposure" and model.cfg.colour == "grey"  # fine-tuning changed the init's convention
 
     assert main([*args, "--resume", str(out / "last.safetensors"), "--optim.max_steps", "3"]) == 0
     assert read_metadata(out / "last.safetensors")["training"]["steps"] == 3
-    assert load_checkpoint(out / "last.safetensors")[0].cfg.scaling == "exposure"  # a resume keeps it
+    resumed = load_checkpoint(out / "last.safetensors")[0].cfg
+    assert resumed.scaling == "exposure" and resumed.colour == "grey"  # a resume keeps it
     assert [int(r["step"]) for r in csv.DictReader((out / "log.csv").open())] == [1, 2, 3]
 
 

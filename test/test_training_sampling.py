@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 from dejavu_ros import schema
@@ -65,6 +66,8 @@ def test_dataset_items_and_shared_crop(tmp_path):
     assert np.allclose(item["images"][0].numpy(), item["images"][2].numpy())
     again = ds[3]
     assert np.array_equal(item["images"].numpy(), again["images"].numpy())  # reproducible per (epoch, index)
+    grey = TripletDataset(cams, cfg, scaling="fixed", colour="grey")[3]["images"]
+    assert torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 1], grey[:, 2])  # the luma, three times
 
 
 def test_low_light_simulation_looks_like_a_night_frame():

@@ -42,8 +42,6 @@ def fingerprint(model: DVF) -> str:
 
 def save_checkpoint(model: DVF, path: str | Path, training: dict[str, Any] | None = None) -> Path:
     """Write weights + metadata atomically (a crash never leaves a half-written file in place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {
         "format": FORMAT_NAME,
@@ -51,6 +49,14 @@ def save_checkpoint(model: DVF, path: str | Path, training: dict[str, Any] | Non
         "model_config": json.dumps(model.cfg.to_dict()),
         "training": json.dumps(training or {}),
     }
+    return save_safetensors_atomically(tensors, path, metadata)
+
+
+def save_safetensors_atomically(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
+    """Write a safetensors file through a temporary file in the same folder and a rename, readable by
+    everyone: a crash or a full disk never leaves a half-written file where the old one was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -23,6 +23,9 @@ MIN_SIDE = 128
 SPP_KERNELS = (32, 16, 8, 4)
 #: input conventions a model can be trained with: "max" (the authors'), "exposure", "fixed"
 SCALINGS = ("max", "exposure", "fixed")
+#: colour conventions: "rgb", or "grey" (the luma in all three channels: at night the lamps' colour cast is
+#: not the scene's, and a model fed grey cannot lean on it)
+COLOURS = ("rgb", "grey")
 
 
 @dataclass
@@ -32,6 +35,7 @@ class DVFConfig:
     descriptor_dim: int = 10
     normalize: bool = True  # L2-normalise descriptors over channels
     scaling: str = "max"  # one of SCALINGS (features.preprocess.to_tensor says what each does)
+    colour: str = "rgb"  # one of COLOURS
     stem_width: int = 32
     raw_width: int = 64  # layer2 output, concatenated as "raw"
     deep_width: int = 128  # layer3/layer4 output, concatenated as "deep"
@@ -47,9 +51,17 @@ class DVFConfig:
             raise ValueError(f"DVFConfig.descriptor_dim must be ≥ 1, got {self.descriptor_dim}")
         if self.scaling not in SCALINGS:
             raise ValueError(f"DVFConfig.scaling must be one of {SCALINGS}, got {self.scaling!r}")
+        if self.colour not in COLOURS:
+            raise ValueError(f"DVFConfig.colour must be one of {COLOURS}, got {self.colour!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The config as stored in a checkpoint. ``colour`` came after RGB models had shipped and been
+        fingerprinted by maps and trust calibrations, so an RGB config is written without it (the
+        default on reading): those files and fingerprints stay what they were."""
+        data = asdict(self)
+        if data["colour"] == "rgb":
+            del data["colour"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DVFConfig":

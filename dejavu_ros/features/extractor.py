@@ -123,7 +123,7 @@ class FeatureExtractor:
 
     def prepare(self, image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Array → 1×3×H×W on the device, scaled as the model was trained, optionally resized."""
-        batch = to_tensor(image, self.model.cfg.scaling).to(self.device)
+        batch = to_tensor(image, self.model.cfg.scaling, self.model.cfg.colour).to(self.device)
         if size is not None:
             batch = resize(batch, size)
         return batch

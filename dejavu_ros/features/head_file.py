@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Callable
 
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
+
+from .checkpoint import save_safetensors_atomically
 
 
 def save_head_file(head: nn.Module, path: str | Path, fmt: str, config: dict, backbone_fingerprint: str,
                    info: dict | None = None) -> None:
     meta = {"format": fmt, "config": json.dumps(config), "backbone_fingerprint": str(backbone_fingerprint),
             "info": json.dumps(info or {})}
-    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(path), metadata=meta)
+    save_safetensors_atomically({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, path, meta)
 
 
 def load_head_file(path: str | Path, fmt: str, build: Callable[..., nn.Module], error: type[Exception],

@@ -5,7 +5,8 @@ stretched towards the day frame's range before the network sees it. No mean/std 
 A night street lit by lamps keeps its maximum near white, so that stretch does nothing for it;
 ``exposure`` adds a global gamma (≤ 1) that lifts an under-exposed frame's mean to mid-grey: one
 number per image, the order of intensities is kept, only the tone curve changes; frames already
-bright enough are left alone.
+bright enough are left alone. A model trained with ``colour: grey`` sees the luma in all three
+channels, applied first, the same way in training and inference.
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DejavuError
-from .dvf import MIN_SIDE, SCALINGS
+from .dvf import COLOURS, MIN_SIDE, SCALINGS
 
 #: ``exposure`` scaling: the mean a dark frame is lifted to, and the gamma range (≤ 1: never darken)
 EXPOSURE_TARGET_MEAN = 0.5
 EXPOSURE_GAMMA_RANGE = (0.25, 1.0)
+#: Rec. 601 luma weights of R, G, B (OpenCV's RGB → grey)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 class ImageError(DejavuError):
@@ -59,19 +62,31 @@ def equalise_exposure(image, target: float = EXPOSURE_TARGET_MEAN):
     return image.clip(0.0, 1.0) ** gamma
 
 
-def to_tensor(image: np.ndarray, scaling: str = "max") -> torch.Tensor:
+def grey_rgb(image: np.ndarray) -> np.ndarray:
+    """H×W×3 → H×W×3 float32 whose three channels all hold the luma (the pixel range is kept)."""
+    luma = np.asarray(image, np.float32) @ LUMA
+    return np.repeat(luma[:, :, None], 3, axis=2)
+
+
+def to_tensor(image: np.ndarray, scaling: str = "max", colour: str = "rgb") -> torch.Tensor:
     """H×W×3 array → 1×3×H×W float32 in [0, 1].
 
     ``scaling="max"`` divides by the image's own maximum when that exceeds 1 (the authors'
     convention; a black frame stays black); ``"exposure"`` does the same, then
-    :func:`equalise_exposure`; ``"fixed"`` divides 8-bit data by 255.
+    :func:`equalise_exposure`; ``"fixed"`` divides 8-bit data by 255. ``colour="grey"``
+    first replaces the colour by the luma (:func:`grey_rgb`).
     """
     if scaling not in SCALINGS:
         raise ValueError(f"unknown scaling {scaling!r} (expected one of {SCALINGS})")
+    if colour not in COLOURS:
+        raise ValueError(f"unknown colour {colour!r} (expected one of {COLOURS})")
     image = check_rgb(image)
+    full_scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    if colour == "grey":
+        image = grey_rgb(image)
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
     if scaling == "fixed":
-        return (tensor / (65535.0 if image.dtype == np.uint16 else 255.0))[None]
+        return (tensor / full_scale)[None]
     peak = tensor.max()
     if peak > 1:
         tensor = tensor / peak

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..features.preprocess import equalise_exposure
+from ..features.preprocess import equalise_exposure, grey_rgb
 from .config import AugmentSection
 
 
@@ -84,8 +84,10 @@ def simulate_low_light(image: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return (np.round(np.clip(out, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
 
 
-def scale_input(image: np.ndarray, scaling: str) -> np.ndarray:
+def scale_input(image: np.ndarray, scaling: str, colour: str = "rgb") -> np.ndarray:
     """Apply the model's input convention to a float image in [0, 1] (see features.preprocess)."""
+    if colour == "grey":
+        image = grey_rgb(image)
     if scaling in ("max", "exposure"):
         peak = float(image.max())
         if peak > 0:

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from .. import schema
-from ..features.dvf import SCALINGS
+from ..features.dvf import COLOURS, SCALINGS
 from ..schema import ConfigError, param, param_like
 from ..similarity.config import SimilarityConfig
 
@@ -27,6 +27,9 @@ class ModelSection:
                          "the image maximum), exposure (max, then a gamma to a mid-grey mean), fixed (/255); "
                          "also applied to --model.init weights (ignored with --resume)",
                          choices=SCALINGS)
+    colour: str = param("rgb", "Colour convention the model is trained with and keeps: rgb, or grey (the luma in "
+                        "all three channels: a night's lamp colours are not the scene's); also applied to "
+                        "--model.init weights (ignored with --resume)", choices=COLOURS)
 
 
 @dataclass

@@ -141,14 +141,15 @@ class TripletDataset(Dataset):
     """``epoch_size`` random samples; item k of epoch e is reproducible from (seed, e, k).
 
     Returns ``{"images": 6×3×H×W float32, "aligned": bool tensor}``, images already in the model's
-    input convention (``scaling``), so the trainer only stacks and forwards them.
+    input convention (``scaling``, ``colour``), so the trainer only stacks and forwards them.
     """
 
-    def __init__(self, records: list[ImageRecord], cfg: TrainConfig, scaling: str = "max") -> None:
+    def __init__(self, records: list[ImageRecord], cfg: TrainConfig, scaling: str = "max",
+                 colour: str = "rgb") -> None:
         self.cfg = cfg
         self.sampler = TripletSampler(records, cfg)
         self.records = records
-        self.scaling = scaling
+        self.scaling, self.colour = scaling, colour
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -186,7 +187,7 @@ class TripletDataset(Dataset):
             patch = image[y:y + crop[0], x:x + crop[1]]
             if patch.shape[:2] != crop:  # rounding at the border of a barely large image
                 patch = cv2_pad(patch, crop)
-            out.append(scale_input(photometric(patch, aug, rng), self.scaling).astype(np.float32))
+            out.append(scale_input(photometric(patch, aug, rng), self.scaling, self.colour).astype(np.float32))
         return out
 
 

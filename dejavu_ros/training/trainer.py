@@ -80,10 +80,10 @@ def build_model(cfg: TrainConfig) -> DVF:
     dim = cfg.model.descriptor_dim
     arch = {"light": DVFConfig.light, "mid": DVFConfig.mid, "full": DVFConfig}[cfg.model.variant](descriptor_dim=dim)
     torch.manual_seed(cfg.optim.seed)
-    arch.scaling = cfg.model.scaling
+    arch.scaling, arch.colour = cfg.model.scaling, cfg.model.colour
     if cfg.model.init:
         model, _ = load_checkpoint(cfg.model.init)
-        model.cfg.scaling = cfg.model.scaling  # fine-tuning may change the input convention
+        model.cfg.scaling, model.cfg.colour = cfg.model.scaling, cfg.model.colour  # fine-tuning may change the input convention
         return model
     return DVF(arch)
 
@@ -126,7 +126,7 @@ class Trainer:
                 group["lr"] = cfg.optim.lr
         if state is not None and "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
-        self.dataset = TripletDataset(train, cfg, scaling=self.model.cfg.scaling)
+        self.dataset = TripletDataset(train, cfg, scaling=self.model.cfg.scaling, colour=self.model.cfg.colour)
         self.sampler = DistributedSampler(self.dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                           shuffle=True, seed=cfg.optim.seed)
         self.validator = None

@@ -111,7 +111,7 @@ class Validator:
     def grids(self, model: DVF, device: torch.device, images: list[np.ndarray]) -> list[torch.Tensor]:
         out = []
         for image in images:
-            x = scale_input(image.astype(np.float32) / 255.0, model.cfg.scaling)
+            x = scale_input(image.astype(np.float32) / 255.0, model.cfg.scaling, model.cfg.colour)
             batch = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(device)
             dense = model(batch)
             out.append(to_grid(dense, self.stride, max_side=self.grid_max_side)[0].float().cpu())
