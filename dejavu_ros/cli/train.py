@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
         if name in val:
             raise CliError(f"--val-manifest: two splits are named {name!r}; give the files distinct names")
         val[name] = read_manifest(path, min_conditions=1)
+    # the checkpoint records the manifests by name: a shared weights file carries no home paths
     trainer = Trainer(train, val, cfg, args.out, resume=args.resume, max_minutes=args.max_minutes,
-                      progress=not args.no_progress, sources=[Path(m).name for m in args.manifest])  # names: a shared file keeps no home path
+                      progress=not args.no_progress, sources=[Path(m).name for m in args.manifest])
     summary = trainer.run()
     if trainer.dist.main:
         print(json.dumps({k: summary[k] for k in ("steps", "epochs", "wall_time_s", "best_metric", "best_value",

@@ -83,7 +83,8 @@ def build_model(cfg: TrainConfig) -> DVF:
     arch.scaling, arch.colour = cfg.model.scaling, cfg.model.colour
     if cfg.model.init:
         model, _ = load_checkpoint(cfg.model.init)
-        model.cfg.scaling, model.cfg.colour = cfg.model.scaling, cfg.model.colour  # fine-tuning may change the input convention
+        # fine-tuning may change the input convention
+        model.cfg.scaling, model.cfg.colour = cfg.model.scaling, cfg.model.colour
         return model
     return DVF(arch)
 
