@@ -47,7 +47,7 @@ from dejavu_ros.features.extractor import FeatureExtractor
 from dejavu_ros.relocalization.trust import TrustModel
 
 
-def scenarios(data: Path, quick: bool, street_seed: int = 7) -> list:
+def scenarios(data: Path, quick: bool, street_seed: int) -> list:
     every = 4 if quick else 1
     nordland = data / "nordland_64x32"
     out = [sc.nordland_route(nordland, range(1431, 1789), range(1431, 1789), "nordland", every=every),
@@ -89,7 +89,7 @@ def _run(s, cfg: DejavuConfig, fe: FeatureExtractor, model: TrustModel, mode: st
 
 
 def collect(data: Path, cfg: DejavuConfig, fe: FeatureExtractor, quick: bool, length: int,
-            street_seed: int = 7) -> list[cal.QueryOutcome]:
+            street_seed: int) -> list[cal.QueryOutcome]:
     found = scenarios(data, quick, street_seed)
     outcomes = []
     for s in (s for s in found if s.name != "tum"):
@@ -116,8 +116,9 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="a quarter of the queries")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--length", type=int, default=10, help="engine.sequence_length of the route runs")
-    p.add_argument("--street-seed", type=int, default=7, help="the generated street (7: the one every calibration "
-                   "was fitted on; another seed is a street no threshold was chosen on)")
+    p.add_argument("--street-seed", type=int, default=sc.DEMO_STREET_SEED,
+                   help=f"the generated street ({sc.DEMO_STREET_SEED}: the one every calibration was fitted on; "
+                   "another seed is a street no threshold was chosen on)")
     p.add_argument("--collect-min-inliers", type=int, default=12,
                    help="matching.min_inliers while collecting (the lowest gate scored)")
     add_set_flag(p, "matching.keypoint_head=H")

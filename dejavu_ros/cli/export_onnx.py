@@ -33,6 +33,7 @@ def run(args) -> int:
     path = Path(values["model"]) if values["model"] else default_model_path()
     model, _meta = load_checkpoint(path)
     export(model, out, opset=args.opset)
-    print(f"wrote {out}: DVF n={model.cfg.descriptor_dim}, input 'image' Bx3xHxW "
-          f"({model.cfg.scaling} scaling, {model.cfg.colour}), output 'descriptors' Bx{model.cfg.descriptor_dim}xHxW, opset {args.opset}")
+    n = model.cfg.descriptor_dim
+    print(f"wrote {out}: DVF n={n}, input 'image' Bx3xHxW ({model.cfg.scaling} scaling, {model.cfg.colour}), "
+          f"output 'descriptors' Bx{n}xHxW, opset {args.opset}")
     return 0
